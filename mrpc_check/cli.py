@@ -1,0 +1,108 @@
+"""``mrpc-check``: flags -> config -> pipeline. Nothing else lives here."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from mrpc_check.config import DEVICES, LOOPS, PRECISIONS, SCHEDULERS, TrainConfig, default_data_source, make_config
+from mrpc_check.errors import MrpcCheckError
+
+PROG = "mrpc-check"
+
+
+def _optional_int(text: str) -> Optional[int]:
+    return None if text.lower() == "none" else int(text)
+
+
+def _optional_float(text: str) -> Optional[float]:
+    return None if text.lower() == "none" else float(text)
+
+
+def _train_parser(sub) -> None:
+    p = sub.add_parser("train", help="fine-tune on MRPC and write OUTPUT/report.json, curves.png, model/")
+    d = TrainConfig()
+    p.add_argument("--model", default=d.model, help="Hub id, local folder, or 'minilm' (offline) [%(default)s]")
+    p.add_argument("--data", default=None, help="'hub', a GLUE MRPC folder or raw MSR folder [$MRPC_DATA, else hub]")
+    p.add_argument("--loop", choices=LOOPS, default=d.loop)
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--scheduler", choices=SCHEDULERS, default=d.scheduler)
+    p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio)
+    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--grad-accum", type=int, default=d.grad_accum)
+    p.add_argument("--max-grad-norm", type=_optional_float, default=d.max_grad_norm)
+    p.add_argument("--mixed-precision", choices=PRECISIONS, default=d.mixed_precision)
+    p.add_argument("--max-length", type=_optional_int, default=d.max_length)
+    p.add_argument("--pad-to-multiple-of", type=_optional_int, default=d.pad_to_multiple_of)
+    p.add_argument("--group-by-length", action="store_true", help="batches of similar lengths (less padding)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--max-train-samples", type=_optional_int, default=d.max_train_samples)
+    p.add_argument("--device", choices=DEVICES, default=d.device)
+    p.add_argument("--num-workers", type=int, default=d.num_workers)
+    p.add_argument("--log-every", type=int, default=d.log_every)
+    p.add_argument("--output-dir", default=d.output_dir)
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --output-dir")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Fine-tune and verify BERT-style models on GLUE MRPC.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+
+    e = sub.add_parser("evaluate", help="score a fine-tuned model; prints JSON")
+    e.add_argument("--model", required=True, help="fine-tuned model folder (OUTPUT/model) or Hub id")
+    e.add_argument("--data", default=None, help="MRPC source [$MRPC_DATA, else hub]")
+    e.add_argument("--split", choices=("validation", "test"), default="validation")
+    e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument("--device", choices=DEVICES, default="auto")
+    e.add_argument("--output", default=None, help="also write the JSON to this file")
+
+    i = sub.add_parser("inspect", help="split sizes, label balance, one batch's shapes and loss")
+    i.add_argument("--model", default=TrainConfig.model)
+    i.add_argument("--data", default=None, help="MRPC source [$MRPC_DATA, else hub]")
+    i.add_argument("--batch-size", type=int, default=8)
+    i.add_argument("--max-length", type=_optional_int, default=None)
+    return parser
+
+
+def _config_from(args: argparse.Namespace) -> TrainConfig:
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    return make_config(**{k: v for k, v in vars(args).items() if k in names})
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    from mrpc_check.pipeline import inspect_pipeline, run_evaluation, run_training
+    from mrpc_check.report import write_json
+
+    try:
+        if args.command == "train":
+            report = run_training(_config_from(args))
+            v = report["metrics"]["validation"]
+            print(f"validation accuracy {v['accuracy']:.4f}  f1 {v['f1']:.4f}  ->  {Path(args.output_dir) / 'report.json'}")
+        elif args.command == "evaluate":
+            metrics = run_evaluation(args.model, args.data or default_data_source(), args.split, args.batch_size, args.device)
+            if args.output:
+                write_json(Path(args.output), metrics)
+            print(json.dumps(metrics, indent=2))
+        else:
+            print(json.dumps(inspect_pipeline(args.model, args.data or default_data_source(), args.batch_size, args.max_length), indent=2))
+    except MrpcCheckError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

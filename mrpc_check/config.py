@@ -1,0 +1,136 @@
+"""Every knob of the pipeline in one frozen dataclass.
+
+Defaults are the reference walkthrough's recipe (bert-base-uncased, batch 8,
+AdamW lr 5e-5, linear schedule without warmup, 3 epochs, seed 42). Overrides go
+through :func:`make_config` / ``dataclasses.replace``; unknown keys and wrong
+types are rejected with a :class:`ConfigError` that names the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+from mrpc_check.errors import ConfigError
+
+LOOPS = ("manual", "accelerate", "trainer")
+PRECISIONS = ("no", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "polynomial")
+
+# The environment variable that points at an MRPC source when --data is not given.
+DATA_ENV = "MRPC_DATA"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One fine-tuning run. Every field has a CLI flag of the same name (dashes for underscores)."""
+
+    model: str = "bert-base-uncased"  # Hub id, local folder, or preset "minilm" (offline)
+    data: str = "hub"  # "hub" (nyu-mll/glue), a GLUE MRPC folder, or a raw MSR folder
+    loop: str = "manual"  # manual | accelerate | trainer
+    epochs: int = 3  # walkthrough: 3
+    batch_size: int = 8  # per device, per micro-batch; walkthrough: 8
+    eval_batch_size: int = 32  # evaluation only: does not change the recipe, just fewer steps
+    lr: float = 5e-5  # AdamW peak learning rate; walkthrough: 5e-5
+    weight_decay: float = 0.0  # walkthrough: none; when set, biases and LayerNorm are exempt
+    scheduler: str = "linear"  # transformers.get_scheduler name; walkthrough: linear
+    warmup_ratio: float = 0.0  # fraction of optimizer steps spent warming up; walkthrough: 0
+    warmup_steps: int = 0  # absolute warmup steps; set this or warmup_ratio, not both
+    grad_accum: int = 1  # micro-batches per optimizer step
+    max_grad_norm: Optional[float] = None  # gradient clipping; walkthrough: none
+    mixed_precision: str = "no"  # no | bf16 | fp16 (fp16 needs CUDA); weights stay fp32
+    max_length: Optional[int] = None  # truncation length; None: the model's limit (512 for BERT)
+    pad_to_multiple_of: Optional[int] = None  # collator padding granularity (8 helps tensor cores)
+    group_by_length: bool = False  # shuffled buckets of similar lengths: less padding, same randomness
+    seed: int = 42  # model head init, dropout and data order all derive from it
+    max_train_samples: Optional[int] = None  # first N training rows, for quick runs
+    device: str = "auto"  # auto | cpu | cuda
+    output_dir: str = "mrpc-output"  # report.json, curves.png, model/
+    overwrite: bool = False  # allow replacing a finished run in output_dir
+    num_workers: int = 0  # DataLoader workers; 0 keeps collation in the training process
+    log_every: int = 20  # optimizer steps between progress-bar loss updates (each one syncs)
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        if self.loop not in LOOPS:
+            raise ConfigError(f"--loop must be one of {', '.join(LOOPS)}, got {self.loop!r}")
+        if self.mixed_precision not in PRECISIONS:
+            raise ConfigError(
+                f"--mixed-precision must be one of {', '.join(PRECISIONS)}, got {self.mixed_precision!r}"
+            )
+        if self.device not in DEVICES:
+            raise ConfigError(f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
+        for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum", "log_every"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"--{_flag(name)} must be a positive integer, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ConfigError(f"--lr must be a positive number, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ConfigError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"--warmup-steps must be >= 0, got {self.warmup_steps}")
+        if self.warmup_steps and self.warmup_ratio:
+            raise ConfigError("give --warmup-steps or --warmup-ratio, not both")
+        for name in ("max_grad_norm", "max_length", "pad_to_multiple_of", "max_train_samples"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"--{_flag(name)} must be positive when given, got {value}")
+        if self.max_length is not None and self.max_length < 8:
+            raise ConfigError(f"--max-length must leave room for [CLS] and two [SEP]s; got {self.max_length}, use >= 8")
+        if self.num_workers < 0:
+            raise ConfigError(f"--num-workers must be >= 0, got {self.num_workers}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _check_types(cfg: TrainConfig) -> None:
+    """Reject wrong types early: a string where a number belongs would fail deep inside torch."""
+    hints = {f.name: f.type for f in dataclasses.fields(cfg)}
+    for name, hint in hints.items():
+        value = getattr(cfg, name)
+        optional = "Optional" in hint
+        if value is None:
+            if optional:
+                continue
+            raise ConfigError(f"--{_flag(name)} needs a value")
+        base = hint.replace("Optional[", "").rstrip("]")
+        ok = {
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+            "str": isinstance(value, str),
+            "bool": isinstance(value, bool),
+        }[base]
+        if not ok:
+            raise ConfigError(f"--{_flag(name)} must be {base}, got {type(value).__name__} {value!r}")
+
+
+def make_config(base: Optional[TrainConfig] = None, **overrides) -> TrainConfig:
+    """Build a config from overrides; unknown keys raise ConfigError.
+
+    ``data=None`` falls back to the ``MRPC_DATA`` environment variable, then to "hub".
+    """
+    base = base or TrainConfig()
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ConfigError(f"unknown config key(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    if "data" in overrides and overrides["data"] is None:
+        overrides["data"] = default_data_source()
+    return dataclasses.replace(base, **overrides)
+
+
+def default_data_source() -> str:
+    """--data when not given: $MRPC_DATA if set, else the Hub."""
+    return os.environ.get(DATA_ENV) or "hub"

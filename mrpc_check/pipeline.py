@@ -1,0 +1,145 @@
+"""The orchestrator: one call per stage, in pipeline order.
+
+data -> tokenize -> collate/batch -> model -> optimizer -> loop (+ metric) -> report
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+
+from mrpc_check.batching import make_collator, make_eval_loader, make_train_loader
+from mrpc_check.config import TrainConfig
+from mrpc_check.data import LABEL_NAMES, label_counts, load_mrpc
+from mrpc_check.errors import ConfigError, DataError
+from mrpc_check.evaluation import evaluate_model, load_metric
+from mrpc_check.model import (
+    build_optimizer,
+    load_model,
+    load_tokenizer,
+    parameter_count,
+    resolve_checkpoint,
+    resolve_device,
+)
+from mrpc_check.report import (
+    CURVES_NAME,
+    REPORT_NAME,
+    build_report,
+    draw_curves,
+    prepare_output_dir,
+    save_model_atomic,
+    write_json,
+)
+from mrpc_check.tokenize import max_length_for, token_lengths, tokenize_dataset
+from mrpc_check.train import train_manual
+from mrpc_check.train_accelerate import train_accelerate
+from mrpc_check.train_trainer import train_trainer
+
+
+def run_training(cfg: TrainConfig) -> dict:
+    """Fine-tune on MRPC as ``cfg`` says and write the run's results.
+
+    Args:
+        cfg: the full recipe.
+
+    Returns:
+        The report (also written to ``OUTPUT/report.json``); on Accelerate's
+        non-main processes, the report without writing anything.
+
+    Raises:
+        MrpcCheckError: bad input anywhere (data, model, config, output folder).
+    """
+    from transformers import set_seed
+
+    out = prepare_output_dir(cfg.output_dir, cfg.overwrite)  # refuse before hours of work, not after
+    device = resolve_device(cfg.device)
+
+    # 1. data
+    raw = load_mrpc(cfg.data)
+    if cfg.max_train_samples:
+        raw["train"] = raw["train"].select(range(min(cfg.max_train_samples, len(raw["train"]))))
+    # 2. tokenize
+    checkpoint = resolve_checkpoint(cfg.model)
+    tokenizer = load_tokenizer(checkpoint)
+    tokenized = tokenize_dataset(raw, tokenizer, max_length_for(tokenizer, requested=cfg.max_length))
+    # 3. collate and batch
+    collator = make_collator(tokenizer, cfg.pad_to_multiple_of)
+    lengths = token_lengths(tokenized["train"]) if cfg.group_by_length else None
+    train_loader = make_train_loader(tokenized["train"], collator, cfg.batch_size, cfg.seed, lengths, cfg.num_workers)
+    eval_loader = make_eval_loader(tokenized["validation"], collator, cfg.eval_batch_size, cfg.num_workers)
+    # 4. model (the head's initialisation draws from the seed)
+    set_seed(cfg.seed)
+    model = load_model(checkpoint, raw["train"].features["label"].names)
+    # 5. optimizer (the schedule is sized inside each loop, from the loader it really iterates)
+    optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
+    # 6. loop, with 7. the metric after each epoch
+    metric = load_metric()
+    if cfg.loop == "manual":
+        result = train_manual(model, optimizer, train_loader, eval_loader, cfg, metric)
+    elif cfg.loop == "accelerate":
+        result = train_accelerate(model, optimizer, train_loader, eval_loader, cfg, metric)
+    else:
+        result = train_trainer(model, tokenizer, tokenized, collator, cfg, metric)
+    # 8. report
+    report = build_report(cfg.to_dict(), checkpoint, device.type, result)
+    if not result.main_process:
+        return report
+    save_model_atomic(model, tokenizer, out)
+    write_json(out / REPORT_NAME, report)
+    skipped = draw_curves(report, out / CURVES_NAME)
+    if skipped:
+        print(skipped)
+    return report
+
+
+def run_evaluation(model: str, data: str, split: str = "validation", batch_size: int = 32, device: str = "auto") -> dict:
+    """Score a fine-tuned model on one split.
+
+    Raises:
+        DataError: the split is absent or carries no labels (GLUE's test.tsv).
+    """
+    raw = load_mrpc(data)
+    if split not in raw:
+        raise DataError(f"split {split!r} is not in this MRPC source (it has {', '.join(raw)}): pick one of those")
+    dataset = raw[split]
+    if any(label < 0 for label in dataset["label"]):
+        raise DataError(f"split {split!r} has no labels (GLUE's test.tsv is unlabelled): use the raw MSR files or --split validation")
+    checkpoint = resolve_checkpoint(model)
+    tokenizer = load_tokenizer(checkpoint)
+    tokenized = tokenize_dataset(raw.__class__({split: dataset}), tokenizer, max_length_for(tokenizer))
+    loader = make_eval_loader(tokenized[split], make_collator(tokenizer), batch_size)
+    net = load_model(checkpoint, LABEL_NAMES)
+    target = resolve_device(device)
+    net.to(target)
+    metrics = evaluate_model(net, loader, device=target)
+    return {"split": split, "examples": len(dataset), "model": checkpoint, **metrics}
+
+
+def inspect_pipeline(model: str, data: str, batch_size: int = 8, max_length: Optional[int] = None, seed: int = 42) -> dict:
+    """The walkthrough's "output shapes" look: split sizes, label balance, one batch through a fresh head."""
+    from transformers import set_seed
+
+    if batch_size <= 0:
+        raise ConfigError(f"--batch-size must be a positive integer, got {batch_size}")
+    raw = load_mrpc(data)
+    checkpoint = resolve_checkpoint(model)
+    tokenizer = load_tokenizer(checkpoint)
+    tokenized = tokenize_dataset(raw, tokenizer, max_length_for(tokenizer, requested=max_length))
+    loader = make_train_loader(tokenized["train"], make_collator(tokenizer), batch_size, seed)
+    batch = next(iter(loader))
+    set_seed(seed)
+    net = load_model(checkpoint, raw["train"].features["label"].names)
+    net.eval()
+    with torch.no_grad():
+        outputs = net(**batch)
+    return {
+        "checkpoint": checkpoint,
+        "parameters": parameter_count(net),
+        "splits": {name: {"rows": len(split), "labels": label_counts(split)} for name, split in raw.items()},
+        "batch": {name: list(tensor.shape) for name, tensor in batch.items()},
+        "loss": float(outputs.loss),
+        "ln2": math.log(2),
+        "logits_shape": list(outputs.logits.shape),
+    }

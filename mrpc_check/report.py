@@ -1,0 +1,173 @@
+"""Stage 8: what a run leaves behind: report.json, curves.png, model/.
+
+Every file is written to a temporary name in the same folder and renamed into
+place, so a kill mid-write leaves the previous file whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+from mrpc_check.errors import ConfigError
+
+REPORT_NAME = "report.json"
+CURVES_NAME = "curves.png"
+MODEL_DIR = "model"
+
+
+def prepare_output_dir(path: str, overwrite: bool = False) -> Path:
+    """Create ``path`` and prove it writable; refuse to clobber a finished run.
+
+    Raises:
+        ConfigError: the folder holds a finished run (and ``overwrite`` is off) or is not writable.
+    """
+    out = Path(path).expanduser()
+    if (out / REPORT_NAME).exists() and not overwrite:
+        raise ConfigError(f"{str(out)!r} already holds a finished run ({REPORT_NAME}): pass --overwrite or another --output-dir")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"output folder {str(out)!r} is not writable ({exc.strerror}): pass another --output-dir") from exc
+    return out
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename (atomic on POSIX)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: dict) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def save_model_atomic(model, tokenizer, out: Path) -> Path:
+    """``save_pretrained`` (safetensors) into a temporary folder, then swap it in as ``out/model``."""
+    final = out / MODEL_DIR
+    tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".{MODEL_DIR}."))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if final.exists():
+            old = Path(tempfile.mkdtemp(dir=out, prefix=f".{MODEL_DIR}.old."))
+            os.replace(final, old / MODEL_DIR)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def versions() -> dict:
+    """Versions of the stack a result depends on."""
+    import accelerate
+    import datasets
+    import evaluate
+    import torch
+    import transformers
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "datasets": datasets.__version__,
+        "evaluate": evaluate.__version__,
+        "accelerate": accelerate.__version__,
+    }
+
+
+def device_description(device_type: str) -> dict:
+    import torch
+
+    info = {"type": device_type, "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
+    if device_type == "cuda" and torch.cuda.is_available():
+        info["name"] = torch.cuda.get_device_name(0)
+    else:
+        info["name"] = platform.processor() or platform.machine()
+    return info
+
+
+def build_report(cfg_dict: dict, checkpoint: str, device_type: str, result) -> dict:
+    """The run's report: config, versions, device, validation metrics, throughput, history."""
+    runtime = max(result.runtime_s, 1e-9)
+    return {
+        "config": cfg_dict,
+        "checkpoint": checkpoint,
+        "versions": versions(),
+        "device": device_description(device_type),
+        "metrics": {
+            "validation": result.final_metrics,
+            "validation_per_epoch": result.epochs,
+        },
+        "train": {
+            "runtime_s": result.runtime_s,
+            "samples": result.train_samples,
+            "samples_per_s": result.train_samples / runtime,
+            "real_tokens": result.real_tokens,
+            "real_tokens_per_s": result.real_tokens / runtime,
+            "padding_fraction": (1 - result.real_tokens / result.padded_tokens) if result.padded_tokens else None,
+            "optimizer_steps": result.optimizer_steps,
+            "final_lr": result.final_lr,
+        },
+        "history": {"loss": result.step_losses, "lr": result.step_lrs},
+        "model_dir": MODEL_DIR,
+    }
+
+
+def draw_curves(report: dict, path: Path) -> Optional[str]:
+    """Loss and lr per step, validation accuracy and F1 per epoch, as a PNG.
+
+    Returns:
+        None when drawn, else why not (matplotlib is an optional extra).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # no display on servers and CI
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "curves.png skipped: matplotlib is not installed (pip install 'mrpc-check[plot]')"
+    loss, lr = report["history"]["loss"], report["history"]["lr"]
+    epochs = report["metrics"]["validation_per_epoch"]
+    fig, (ax_loss, ax_eval) = plt.subplots(1, 2, figsize=(11, 4))
+    ax_loss.plot(range(1, len(loss) + 1), loss, color="tab:blue", linewidth=0.8)
+    ax_loss.set_xlabel("logged step")
+    ax_loss.set_ylabel("training loss", color="tab:blue")
+    ax_lr = ax_loss.twinx()
+    ax_lr.plot(range(1, len(lr) + 1), lr, color="tab:orange")
+    ax_lr.set_ylabel("learning rate", color="tab:orange")
+    ax_loss.set_title("training")
+    xs = [e["epoch"] for e in epochs]
+    ax_eval.plot(xs, [e["accuracy"] for e in epochs], marker="o", label="accuracy")
+    ax_eval.plot(xs, [e["f1"] for e in epochs], marker="s", label="F1 (equivalent)")
+    ax_eval.set_xlabel("epoch")
+    ax_eval.set_xticks(xs)
+    ax_eval.set_title("validation")
+    ax_eval.legend(loc="lower right")
+    fig.suptitle(f"{report['config']['model']} on MRPC, {report['config']['loop']} loop")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return None

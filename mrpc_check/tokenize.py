@@ -1,0 +1,66 @@
+"""Stage 2: sentence pairs -> input_ids / token_type_ids / attention_mask.
+
+No padding here: padding is the collator's job, per batch (dynamic padding).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+# Columns the model never sees; "label" is renamed to "labels", the name HF models read the target from.
+DROP_COLUMNS = ("sentence1", "sentence2", "idx")
+
+
+def encode_pairs(tokenizer, sentence1, sentence2, max_length: Optional[int] = None):
+    """Encode sentence pairs as ``[CLS] a [SEP] b [SEP]``, trimming the longer side first.
+
+    Args:
+        tokenizer: a Hugging Face tokenizer.
+        sentence1, sentence2: a string each, or equal-length lists of strings.
+        max_length: truncation length; None uses the tokenizer's ``model_max_length``.
+
+    Returns:
+        The tokenizer's ``BatchEncoding`` (unpadded).
+    """
+    return tokenizer(sentence1, sentence2, truncation="longest_first", max_length=max_length)
+
+
+def max_length_for(tokenizer, model_config=None, requested: Optional[int] = None) -> int:
+    """The truncation length: the requested one, else the smaller of tokenizer and position limits."""
+    if requested is not None:
+        return requested
+    limits = [tokenizer.model_max_length]
+    if model_config is not None and getattr(model_config, "max_position_embeddings", None):
+        limits.append(model_config.max_position_embeddings)
+    # Tokenizers without a recorded limit report a huge sentinel (1e30): BERT's 512 is the sane cap.
+    limit = min(limits)
+    return limit if limit < 100_000 else 512
+
+
+def tokenize_dataset(raw, tokenizer, max_length: Optional[int] = None):
+    """Tokenize every split once, batched, and shape it for a PyTorch DataLoader.
+
+    Args:
+        raw: ``DatasetDict`` from :func:`mrpc_check.data.load_mrpc`.
+        tokenizer: the checkpoint's tokenizer.
+        max_length: truncation length (see :func:`max_length_for`).
+
+    Returns:
+        ``DatasetDict`` with ``input_ids``, ``token_type_ids`` (BERT), ``attention_mask``
+        and ``labels``, in torch format.
+    """
+
+    def _encode(batch):
+        return encode_pairs(tokenizer, batch["sentence1"], batch["sentence2"], max_length)
+
+    tokenized = raw.map(_encode, batched=True, desc="Tokenizing")
+    present = [c for c in DROP_COLUMNS if c in tokenized["train" if "train" in tokenized else next(iter(tokenized))].column_names]
+    tokenized = tokenized.remove_columns(present)
+    tokenized = tokenized.rename_column("label", "labels")
+    tokenized.set_format("torch")
+    return tokenized
+
+
+def token_lengths(dataset) -> list[int]:
+    """Unpadded length of every encoded example, without materialising tensors."""
+    return [len(ids) for ids in dataset.with_format(None)["input_ids"]]

@@ -1,0 +1,135 @@
+"""Stage 6c: the same recipe through ``transformers.Trainer``, the comparison users know.
+
+Trainer draws its own random batches (seeded by ``seed``), so its trajectory is
+not the manual loop's; its recipe is the same: AdamW (biases and LayerNorm
+exempt from decay), linear schedule, same batch size, lr, epochs, accumulation
+and clipping (none unless asked: Trainer's own default clips at 1.0).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from mrpc_check.compat import trainer_processing_kwargs, training_args_kwargs
+from mrpc_check.config import TrainConfig
+from mrpc_check.evaluation import load_metric
+from mrpc_check.model import autocast_dtype, resolve_device
+from mrpc_check.train import TrainResult
+
+
+class CountingCollator:
+    """Wraps a collator and counts real and padded tokens while ``counting`` is on."""
+
+    def __init__(self, collator) -> None:
+        self.collator = collator
+        self.counting = False
+        self.samples = 0
+        self.real_tokens = 0
+        self.padded_tokens = 0
+
+    def __call__(self, features):
+        batch = self.collator(features)
+        if self.counting:
+            mask = batch["attention_mask"]
+            self.samples += mask.shape[0]
+            self.real_tokens += int(mask.sum())
+            self.padded_tokens += mask.numel()
+        return batch
+
+
+def train_trainer(model, tokenizer, tokenized, collator, cfg: TrainConfig, metric=None) -> TrainResult:
+    """Fine-tune with ``transformers.Trainer`` and report in the loops' terms.
+
+    Args:
+        model: a sequence classifier.
+        tokenizer: its tokenizer (saved with checkpoints by Trainer).
+        tokenized: ``DatasetDict`` from :func:`mrpc_check.tokenize.tokenize_dataset`.
+        collator: the padding collator.
+        cfg: the recipe.
+        metric: an ``evaluate`` module; the bundled MRPC metric when None.
+
+    Returns:
+        :class:`TrainResult`; ``step_losses`` holds Trainer's logged losses, one per
+        ``log_every`` steps (Trainer averages the loss over each logging interval).
+    """
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    device = resolve_device(cfg.device)
+    amp_dtype = autocast_dtype(cfg.mixed_precision, device)
+    metric = metric or load_metric()
+    counting = CountingCollator(collator)
+
+    class _CountTrainingBatches(TrainerCallback):
+        # Trainer collates evaluation batches with the same collator: count only inside epochs.
+        def on_epoch_begin(self, args, state, control, **kwargs):
+            counting.counting = True
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            counting.counting = False
+
+    def compute_metrics(prediction):
+        logits, labels = prediction.predictions, prediction.label_ids
+        return metric.compute(predictions=logits.argmax(-1), references=labels)
+
+    args = TrainingArguments(
+        **training_args_kwargs(
+            TrainingArguments,
+            eval_strategy="epoch",
+            warmup_ratio=cfg.warmup_ratio,
+            warmup_steps=cfg.warmup_steps,
+            output_dir=str(Path(cfg.output_dir) / "trainer"),
+            per_device_train_batch_size=cfg.batch_size,
+            per_device_eval_batch_size=cfg.eval_batch_size,
+            learning_rate=cfg.lr,
+            num_train_epochs=cfg.epochs,
+            weight_decay=cfg.weight_decay,
+            lr_scheduler_type=cfg.scheduler,
+            gradient_accumulation_steps=cfg.grad_accum,
+            max_grad_norm=cfg.max_grad_norm or 0.0,  # 0 disables clipping, as in the walkthrough
+            optim="adamw_torch",  # torch.optim.AdamW, as the loops use
+            seed=cfg.seed,
+            save_strategy="no",
+            logging_strategy="steps",
+            logging_steps=cfg.log_every,
+            report_to="none",
+            bf16=amp_dtype == torch.bfloat16,
+            fp16=amp_dtype == torch.float16,
+            use_cpu=device.type == "cpu",
+            dataloader_num_workers=cfg.num_workers,
+        )
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=tokenized["train"],
+        eval_dataset=tokenized["validation"],
+        data_collator=counting,
+        compute_metrics=compute_metrics,
+        callbacks=[_CountTrainingBatches()],
+        **trainer_processing_kwargs(tokenizer, Trainer),
+    )
+    started = time.perf_counter()
+    trainer.train()
+    wall = time.perf_counter() - started
+
+    history = trainer.state.log_history
+    result = TrainResult()
+    result.step_losses = [h["loss"] for h in history if "loss" in h]
+    result.step_lrs = [h["learning_rate"] for h in history if "loss" in h and "learning_rate" in h]
+    epoch_logs = [h for h in history if "eval_f1" in h]
+    result.epochs = [
+        {"epoch": i + 1, "accuracy": float(h["eval_accuracy"]), "f1": float(h["eval_f1"])} for i, h in enumerate(epoch_logs)
+    ]
+    # Trainer's train_runtime includes the per-epoch evaluations: take them out, as the loops do.
+    result.runtime_s = wall - sum(h.get("eval_runtime", 0.0) for h in epoch_logs)
+    result.train_samples = counting.samples
+    result.real_tokens = counting.real_tokens
+    result.padded_tokens = counting.padded_tokens
+    result.optimizer_steps = trainer.state.global_step
+    result.final_lr = trainer.lr_scheduler.get_last_lr()[0]
+    for epoch, metrics in enumerate(result.epochs):
+        print(f"epoch {epoch + 1}: validation accuracy {metrics['accuracy']:.4f}  f1 {metrics['f1']:.4f}")
+    return result
