@@ -56,7 +56,7 @@ def _load_error(checkpoint: str, exc: Exception) -> ModelError:
     if os.path.isdir(checkpoint):
         if not any((Path(checkpoint) / f).exists() for f in _WEIGHT_FILES):
             return ModelError(f"model folder {checkpoint!r} has no weights (model.safetensors): pass a folder saved by save_pretrained")
-        if "size mismatch" in str(exc) or "num_labels" in str(exc):
+        if any(s in str(exc) for s in ("size mismatch", "num_labels", "ignore_mismatched_sizes")):
             return ModelError(
                 f"checkpoint {checkpoint!r} has a classification head of another size than MRPC's 2 labels: "
                 "start from its base model or a 2-label checkpoint"

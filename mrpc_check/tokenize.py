@@ -20,8 +20,13 @@ def encode_pairs(tokenizer, sentence1, sentence2, max_length: Optional[int] = No
         max_length: truncation length; None uses the tokenizer's ``model_max_length``.
 
     Returns:
-        The tokenizer's ``BatchEncoding`` (unpadded).
+        The tokenizer's encoding (unpadded): lists of ids per example, or one list for a single pair.
     """
+    if isinstance(sentence1, str):
+        # A single call with text_pair="" drops the pair ([CLS] a [SEP], no second [SEP]) while
+        # the batched call keeps it: encode singles as a batch of one so both agree.
+        batch = tokenizer([sentence1], [sentence2], truncation="longest_first", max_length=max_length)
+        return {key: value[0] for key, value in batch.items()}
     return tokenizer(sentence1, sentence2, truncation="longest_first", max_length=max_length)
 
 

@@ -1,0 +1,30 @@
+"""Root conftest: thread budget per worker and the commands for each test tier.
+
+Tiers (markers are declared by ``mrpc_check.pytest_plugin``, ``--strict-markers`` is on):
+
+    pytest -m "not slow" -n auto        default: fast, offline, CPU (tiny BERT, real vocabulary)
+    pytest -m distributed               2-process Accelerate runs on CPU (gloo)
+    pytest -m gpu                       CUDA runners; every test skips with a reason elsewhere
+    pytest -m slow                      acceptance: fine-tune MiniLM on real MRPC, F1 floor
+    pytest -m slow --mrpc-model DIR --mrpc-min-f1 0.88    the same for your own checkpoint
+
+Real MRPC comes from ``--mrpc-data DIR`` or ``MRPC_DATA`` (e.g. ../shared/data/glue/MRPC);
+tests that need it skip with that instruction when neither is set.
+"""
+
+import os
+
+pytest_plugins = ["pytester"]
+
+# Under pytest-xdist each worker gets its share of the cores: 2 workers x 2 threads on 2 cores
+# spend more time contending than computing.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    import torch
+
+    workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+# Every test runs offline: nothing may reach for the Hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

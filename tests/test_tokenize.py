@@ -1,0 +1,108 @@
+"""Properties of pair encoding with the real bert-base-uncased WordPiece vocabulary."""
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mrpc_check.testing import synthetic_mrpc
+from mrpc_check.tokenize import encode_pairs, max_length_for, token_lengths, tokenize_dataset
+
+# Sentences: empty, ASCII words, any unicode (emoji, CJK, combining marks, controls), very long.
+sentences = st.one_of(
+    st.just(""),
+    st.lists(st.sampled_from("the cat sat on mat said percent shares rose , . \"".split()), max_size=40).map(" ".join),
+    st.text(max_size=120),
+    st.text(alphabet="abcdefgh xyz", min_size=600, max_size=3000),
+)
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+class TestEncodePairs:
+    @SETTINGS
+    @given(a=sentences, b=sentences)
+    def test_layout_is_cls_a_sep_b_sep(self, mrpc_tokenizer, a, b):
+        tok = mrpc_tokenizer
+        enc = encode_pairs(tok, a, b, max_length=512)
+        ids, types = enc["input_ids"], enc["token_type_ids"]
+        seps = [i for i, t in enumerate(ids) if t == tok.sep_token_id]
+        assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id
+        assert len(seps) == 2  # [SEP] never appears inside a segment: the tokenizer escapes it
+        first_sep = seps[0]
+        assert types == [0] * (first_sep + 1) + [1] * (len(ids) - first_sep - 1)
+        assert enc["attention_mask"] == [1] * len(ids)
+
+    @SETTINGS
+    @given(a=sentences, b=sentences, max_length=st.integers(min_value=8, max_value=64))
+    def test_truncation_respects_max_length_and_trims_longer_first(self, mrpc_tokenizer, a, b, max_length):
+        tok = mrpc_tokenizer
+        full_a = tok(a, add_special_tokens=False)["input_ids"]
+        full_b = tok(b, add_special_tokens=False)["input_ids"]
+        enc = encode_pairs(tok, a, b, max_length=max_length)
+        ids, types = enc["input_ids"], enc["token_type_ids"]
+        assert len(ids) <= max_length
+        kept_a = types.count(0) - 2  # minus [CLS] and the first [SEP]
+        kept_b = types.count(1) - 1  # minus the last [SEP]
+        assert ids[1 : 1 + kept_a] == full_a[:kept_a] and ids[2 + kept_a : -1] == full_b[:kept_b]
+        budget = max_length - 3
+        if len(full_a) + len(full_b) <= budget:
+            assert (kept_a, kept_b) == (len(full_a), len(full_b))
+        else:
+            # longest_first: tokens come off the longer side until both fit; the sides end within one token.
+            assert kept_a + kept_b == budget
+            if kept_a < len(full_a) and kept_b < len(full_b):
+                assert abs(kept_a - kept_b) <= 1
+            elif kept_a < len(full_a):
+                assert kept_a >= kept_b
+            else:
+                assert kept_b >= kept_a
+
+    @SETTINGS
+    @given(pairs=st.lists(st.tuples(sentences, sentences), min_size=1, max_size=6))
+    def test_batched_equals_one_by_one_and_is_deterministic(self, mrpc_tokenizer, pairs):
+        a, b = [p[0] for p in pairs], [p[1] for p in pairs]
+        batched = encode_pairs(mrpc_tokenizer, a, b, max_length=128)
+        again = encode_pairs(mrpc_tokenizer, a, b, max_length=128)
+        assert batched["input_ids"] == again["input_ids"]
+        for i, (x, y) in enumerate(pairs):
+            single = encode_pairs(mrpc_tokenizer, x, y, max_length=128)
+            for key in ("input_ids", "token_type_ids", "attention_mask"):
+                assert batched[key][i] == single[key]
+
+
+class TestTokenizeDataset:
+    @pytest.fixture(scope="class")
+    @classmethod
+    def tokenized(cls, mrpc_tokenizer):
+        return synthetic_mrpc(20, 7, seed=3), tokenize_dataset(synthetic_mrpc(20, 7, seed=3), mrpc_tokenizer, max_length=32)
+
+    def test_columns_and_format(self, tokenized):
+        _, data = tokenized
+        assert set(data["train"].column_names) == {"labels", "input_ids", "token_type_ids", "attention_mask"}
+        assert data["train"].format["type"] == "torch"
+
+    def test_labels_and_order_pass_through(self, tokenized):
+        raw, data = tokenized
+        for split in ("train", "validation"):
+            assert data[split].with_format(None)["labels"] == raw[split]["label"]
+
+    def test_lengths_match_unpadded_encodings(self, tokenized, mrpc_tokenizer):
+        raw, data = tokenized
+        lengths = token_lengths(data["train"])
+        expected = [len(encode_pairs(mrpc_tokenizer, r["sentence1"], r["sentence2"], 32)["input_ids"]) for r in raw["train"]]
+        assert lengths == expected and max(lengths) <= 32
+
+
+class TestMaxLength:
+    def test_requested_wins(self, mrpc_tokenizer):
+        assert max_length_for(mrpc_tokenizer, requested=64) == 64
+
+    def test_model_limits_and_sentinel(self, mrpc_tokenizer):
+        class Cfg:
+            max_position_embeddings = 128
+
+        assert max_length_for(mrpc_tokenizer, Cfg()) == 128
+
+        class Huge:
+            model_max_length = int(1e30)
+
+        assert max_length_for(Huge()) == 512
