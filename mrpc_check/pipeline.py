@@ -16,6 +16,7 @@ from mrpc_check.data import LABEL_NAMES, label_counts, load_mrpc
 from mrpc_check.errors import ConfigError, DataError
 from mrpc_check.evaluation import evaluate_model, load_metric
 from mrpc_check.model import (
+    autocast_dtype,
     build_optimizer,
     load_model,
     load_tokenizer,
@@ -55,6 +56,7 @@ def run_training(cfg: TrainConfig) -> dict:
 
     out = prepare_output_dir(cfg.output_dir, cfg.overwrite)  # refuse before hours of work, not after
     device = resolve_device(cfg.device)
+    autocast_dtype(cfg.mixed_precision, device)  # fp16 without CUDA fails here, not after tokenizing
 
     # 1. data
     raw = load_mrpc(cfg.data)

@@ -72,3 +72,11 @@ def synthetic_mrpc(n_train: int = 64, n_validation: int = 24, seed: int = 0):
         return Dataset.from_dict(rows, features=features())
 
     return DatasetDict({"train": split(n_train), "validation": split(n_validation)})
+
+
+def reset_accelerate() -> None:
+    """Forget Accelerate's process-wide state, so the next Accelerator starts from its own arguments."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()

@@ -15,7 +15,6 @@ import torch
 
 
 def main(out_dir: str, accum: int) -> None:
-    from accelerate.state import AcceleratorState, GradientState
     from safetensors.torch import save_file
 
     from mrpc_check.batching import make_collator, make_eval_loader, make_train_loader
@@ -57,8 +56,6 @@ def main(out_dir: str, accum: int) -> None:
             "seen": seen,
         }))
     accelerator.wait_for_everyone()
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
 
 
 if __name__ == "__main__":

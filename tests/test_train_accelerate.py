@@ -7,6 +7,7 @@ import torch
 
 from mrpc_check.config import make_config
 from mrpc_check.model import build_optimizer, optimizer_steps
+from mrpc_check.testing import reset_accelerate
 from mrpc_check.train import train_manual
 from mrpc_check.train_accelerate import train_accelerate
 
@@ -18,16 +19,9 @@ def metric():
     return load_metric()
 
 
-def reset_accelerate():
-    """Accelerate keeps process-wide singletons; each run here builds its own Accelerator."""
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
-
-
 @pytest.fixture(autouse=True)
 def fresh_accelerate_state():
+    """Accelerate keeps process-wide singletons; each test builds its own Accelerator."""
     yield
     reset_accelerate()
 

