@@ -47,14 +47,13 @@ class TestEncodePairs:
         if len(full_a) + len(full_b) <= budget:
             assert (kept_a, kept_b) == (len(full_a), len(full_b))
         else:
-            # longest_first: tokens come off the longer side until both fit; the sides end within one token.
+            # longest_first: tokens come off the longer side until both fit, so a trimmed side ends at
+            # most one token shorter than the other (ties are broken either way by tokenizers versions).
             assert kept_a + kept_b == budget
-            if kept_a < len(full_a) and kept_b < len(full_b):
-                assert abs(kept_a - kept_b) <= 1
-            elif kept_a < len(full_a):
-                assert kept_a >= kept_b
-            else:
-                assert kept_b >= kept_a
+            if kept_a < len(full_a):
+                assert kept_a >= kept_b - 1
+            if kept_b < len(full_b):
+                assert kept_b >= kept_a - 1
 
     @SETTINGS
     @given(pairs=st.lists(st.tuples(sentences, sentences), min_size=1, max_size=6))
