@@ -95,16 +95,27 @@ def make_train_loader(
 ) -> DataLoader:
     """Shuffled training loader; pass ``lengths`` to group batches by length."""
     sampler = EpochBatchSampler(len(dataset), batch_size, seed, shuffle=True, lengths=lengths)
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collator, num_workers=num_workers)
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collator, num_workers=num_workers, generator=_own_generator(seed))
 
 
 def make_eval_loader(dataset, collator, batch_size: int, num_workers: int = 0) -> DataLoader:
     """Evaluation loader in dataset order (no shuffling, nothing dropped)."""
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collator, num_workers=num_workers)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collator, num_workers=num_workers, generator=_own_generator(0))
+
+
+def _own_generator(seed: int) -> torch.Generator:
+    # Each new DataLoader iterator draws a worker base seed; from the global generator, that
+    # draw would shift every later dropout mask, so a resumed run (which starts its iterator at
+    # another moment) would drift from an uninterrupted one.
+    return torch.Generator().manual_seed(seed)
 
 
 def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
     """Point the loader's batch sampler (also when wrapped by Accelerate) at ``epoch``."""
+    if hasattr(loader, "set_epoch"):
+        # Accelerate's DataLoaderShard re-applies its own epoch count to the sampler at every
+        # __iter__; a resumed run must move that count too, or it replays epoch 0's order.
+        loader.set_epoch(epoch)
     sampler = loader.batch_sampler
     # Accelerate wraps our sampler (BatchSamplerShard.batch_sampler) on several processes.
     while sampler is not None and not isinstance(sampler, EpochBatchSampler):

@@ -50,6 +50,8 @@ def _train_parser(sub) -> None:
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--output-dir", default=d.output_dir)
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --output-dir")
+    p.add_argument("--checkpoint-every", default=None, metavar="{N,epoch}", help="save a resumable checkpoint every N optimizer steps or each epoch")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
 
 
 def build_parser() -> argparse.ArgumentParser:

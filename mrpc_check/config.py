@@ -50,6 +50,8 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     output_dir: str = "mrpc-output"  # report.json, curves.png, model/
     overwrite: bool = False  # allow replacing a finished run in output_dir
+    checkpoint_every: Optional[str] = None  # "epoch" or a number of optimizer steps; None: no checkpoints
+    resume: bool = False  # continue from the latest checkpoint in output_dir
     num_workers: int = 0  # DataLoader workers; 0 keeps collation in the training process
     log_every: int = 20  # optimizer steps between progress-bar loss updates (each one syncs)
 
@@ -84,6 +86,14 @@ class TrainConfig:
                 raise ConfigError(f"--{_flag(name)} must be positive when given, got {value}")
         if self.max_length is not None and self.max_length < 8:
             raise ConfigError(f"--max-length must leave room for [CLS] and two [SEP]s; got {self.max_length}, use >= 8")
+        if self.checkpoint_every is not None:
+            from mrpc_check.checkpoint import parse_every
+
+            parse_every(self.checkpoint_every)
+            if self.loop == "trainer":
+                raise ConfigError("--checkpoint-every works with --loop manual or accelerate (Trainer keeps its own checkpoints)")
+        if self.resume and self.overwrite:
+            raise ConfigError("--resume continues the run in --output-dir and --overwrite replaces it: pass one")
         if self.num_workers < 0:
             raise ConfigError(f"--num-workers must be >= 0, got {self.num_workers}")
 

@@ -11,6 +11,7 @@ from typing import Optional
 import torch
 
 from mrpc_check.batching import make_collator, make_eval_loader, make_train_loader
+from mrpc_check.checkpoint import Checkpointer
 from mrpc_check.config import TrainConfig
 from mrpc_check.data import LABEL_NAMES, label_counts, load_mrpc
 from mrpc_check.errors import ConfigError, DataError
@@ -54,7 +55,7 @@ def run_training(cfg: TrainConfig) -> dict:
     """
     from transformers import set_seed
 
-    out = prepare_output_dir(cfg.output_dir, cfg.overwrite)  # refuse before hours of work, not after
+    out = prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)  # refuse before hours of work, not after
     device = resolve_device(cfg.device)
     autocast_dtype(cfg.mixed_precision, device)  # fp16 without CUDA fails here, not after tokenizing
 
@@ -78,10 +79,11 @@ def run_training(cfg: TrainConfig) -> dict:
     optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
     # 6. loop, with 7. the metric after each epoch
     metric = load_metric()
+    checkpointer = Checkpointer(out, cfg.checkpoint_every, cfg.to_dict(), cfg.resume) if (cfg.checkpoint_every or cfg.resume) else None
     if cfg.loop == "manual":
-        result = train_manual(model, optimizer, train_loader, eval_loader, cfg, metric)
+        result = train_manual(model, optimizer, train_loader, eval_loader, cfg, metric, checkpointer)
     elif cfg.loop == "accelerate":
-        result = train_accelerate(model, optimizer, train_loader, eval_loader, cfg, metric)
+        result = train_accelerate(model, optimizer, train_loader, eval_loader, cfg, metric, checkpointer=checkpointer)
     else:
         result = train_trainer(model, tokenizer, tokenized, collator, cfg, metric)
     # 8. report
@@ -93,6 +95,8 @@ def run_training(cfg: TrainConfig) -> dict:
     skipped = draw_curves(report, out / CURVES_NAME)
     if skipped:
         print(skipped)
+    if checkpointer:
+        checkpointer.clear()  # the results are on disk: the checkpoints have done their job
     return report
 
 

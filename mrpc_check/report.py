@@ -21,15 +21,22 @@ CURVES_NAME = "curves.png"
 MODEL_DIR = "model"
 
 
-def prepare_output_dir(path: str, overwrite: bool = False) -> Path:
+def prepare_output_dir(path: str, overwrite: bool = False, resume: bool = False) -> Path:
     """Create ``path`` and prove it writable; refuse to clobber a finished run.
 
     Raises:
-        ConfigError: the folder holds a finished run (and ``overwrite`` is off) or is not writable.
+        ConfigError: the folder holds a finished run (and ``overwrite`` is off), is not
+            writable, or ``resume`` is asked with no checkpoint to resume from.
     """
+    from mrpc_check.checkpoint import latest_checkpoint
+
     out = Path(path).expanduser()
     if (out / REPORT_NAME).exists() and not overwrite:
+        if resume:
+            raise ConfigError(f"{str(out)!r} holds a finished run ({REPORT_NAME}): nothing to resume; pass another --output-dir")
         raise ConfigError(f"{str(out)!r} already holds a finished run ({REPORT_NAME}): pass --overwrite or another --output-dir")
+    if resume and latest_checkpoint(out) is None:
+        raise ConfigError(f"--resume: no checkpoint in {str(out)!r}/checkpoints: drop --resume to start afresh")
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):

@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mrpc_check.batching import epoch_batch_sizes, group_weights, set_loader_epoch
+from mrpc_check.checkpoint import Progress
 from mrpc_check.config import TrainConfig
 from mrpc_check.errors import TrainingError
 from mrpc_check.evaluation import evaluate_model
@@ -58,12 +59,35 @@ class StepLog:
         self._bar = tqdm(total=total_steps, disable=disable, desc=desc, dynamic_ncols=True)
         self._started = 0.0
         self._elapsed = 0.0
+        self._running = False
+
+    def state(self) -> dict:
+        """Everything recorded so far, as plain data (for a checkpoint)."""
+        self.flush()
+        r = self.result
+        return {"step_losses": r.step_losses, "step_lrs": r.step_lrs, "epochs": r.epochs, "train_samples": r.train_samples,
+                "optimizer_steps": r.optimizer_steps, "real_tokens": int(self._tokens.item()), "padded_tokens": self._padded,
+                "elapsed": self._elapsed + (time.perf_counter() - self._started if self._running else 0.0)}
+
+    def restore(self, state: dict) -> None:
+        """Continue from a checkpoint's record."""
+        if not state:
+            return
+        r = self.result
+        r.step_losses, r.step_lrs, r.epochs = list(state["step_losses"]), list(state["step_lrs"]), list(state["epochs"])
+        r.train_samples, r.optimizer_steps = state["train_samples"], state["optimizer_steps"]
+        self._tokens = torch.tensor(state["real_tokens"])
+        self._padded = state["padded_tokens"]
+        self._elapsed = state["elapsed"]
+        self._bar.update(r.optimizer_steps)
 
     def start(self) -> None:
         self._started = time.perf_counter()
+        self._running = True
 
     def pause(self) -> None:
         self._elapsed += time.perf_counter() - self._started
+        self._running = False
 
     def count_batch(self, batch: dict) -> None:
         mask = batch["attention_mask"]  # (batch, seq_len)
@@ -101,12 +125,13 @@ class StepLog:
         return self.result
 
 
-def check_finite(loss: torch.Tensor, step: int, epoch: int) -> None:
+def check_finite(loss: torch.Tensor, step: int, epoch: int, checkpointer=None) -> None:
     """Stop at the first non-finite loss, naming where, before it poisons the weights."""
     if not torch.isfinite(loss).item():
+        where = checkpointer.describe_last() if checkpointer else "no checkpoint was saved (see --checkpoint-every)"
         raise TrainingError(
             f"training loss is {loss.item()} at optimizer step {step} (epoch {epoch + 1}): stopped before "
-            "the update; lower --lr, set --max-grad-norm, or use --mixed-precision no"
+            f"the update, {where}; lower --lr, set --max-grad-norm, or use --mixed-precision no"
         )
 
 
@@ -117,6 +142,7 @@ def train_manual(
     eval_loader,
     cfg: TrainConfig,
     metric=None,
+    checkpointer=None,
 ) -> TrainResult:
     """Fine-tune ``model`` with a plain PyTorch loop, evaluating after each epoch.
 
@@ -127,6 +153,8 @@ def train_manual(
         eval_loader: validation loader; evaluated after every epoch.
         cfg: epochs, accumulation, clipping, precision, schedule, device.
         metric: an ``evaluate`` module; the bundled MRPC metric when None.
+        checkpointer: a :class:`mrpc_check.checkpoint.Checkpointer` that saves at step or
+            epoch ends and, on resume, restores where a killed run stopped.
 
     Returns:
         :class:`TrainResult`.
@@ -144,14 +172,19 @@ def train_manual(
     steps_per_epoch = math.ceil(len(train_loader) / cfg.grad_accum)
     scheduler = build_scheduler(optimizer, steps_per_epoch * cfg.epochs, cfg.scheduler, cfg.warmup_steps, cfg.warmup_ratio)
     log = StepLog(steps_per_epoch * cfg.epochs, cfg.log_every)
+    start = checkpointer.restore(model, optimizer, scheduler) if checkpointer else Progress()
+    log.restore(start.record)
 
-    for epoch in range(cfg.epochs):
+    for epoch in range(start.epoch, cfg.epochs):
         set_loader_epoch(train_loader, epoch)
         weights = group_weights(epoch_batch_sizes(train_loader), cfg.grad_accum)
+        done = start.batches if epoch == start.epoch else 0  # batches a resumed run already trained on
         model.train()
         log.start()
         step_loss = torch.zeros((), device=device)
         for i, batch in enumerate(train_loader):
+            if i < done:
+                continue  # the order is a function of (seed, epoch): skipping replays it exactly
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             log.count_batch(batch)
             with autocast_context(device, amp_dtype):
@@ -161,7 +194,7 @@ def train_manual(
 
             if (i + 1) % cfg.grad_accum and i + 1 != len(weights):
                 continue  # more micro-batches in this group
-            check_finite(step_loss, log.result.optimizer_steps + 1, epoch)
+            check_finite(step_loss, log.result.optimizer_steps + 1, epoch, checkpointer)
             if cfg.max_grad_norm:
                 if scaler:
                     scaler.unscale_(optimizer)
@@ -176,8 +209,13 @@ def train_manual(
             optimizer.zero_grad(set_to_none=True)
             log.step(step_loss, lr)
             step_loss = torch.zeros((), device=device)
+            if checkpointer:
+                steps = log.result.optimizer_steps
+                checkpointer.after_step(model, optimizer, scheduler, steps, lambda: Progress(epoch, i + 1, steps, log.state()))
         log.pause()
         metrics = evaluate_model(model, eval_loader, metric, device=device, autocast_dtype=amp_dtype)
         log.epoch_end(epoch, metrics)
+        if checkpointer:
+            checkpointer.after_epoch(model, optimizer, scheduler, lambda: Progress(epoch + 1, 0, log.result.optimizer_steps, log.state()))
     return log.close(final_lr=scheduler.get_last_lr()[0])
 

@@ -18,6 +18,7 @@ import math
 import torch
 
 from mrpc_check.batching import epoch_batch_sizes, group_weights, set_loader_epoch
+from mrpc_check.checkpoint import Progress
 from mrpc_check.config import TrainConfig
 from mrpc_check.evaluation import evaluate_model
 from mrpc_check.model import autocast_dtype, build_scheduler, resolve_device
@@ -45,11 +46,13 @@ def train_accelerate(
     cfg: TrainConfig,
     metric=None,
     accelerator=None,
+    checkpointer=None,
 ) -> TrainResult:
     """Fine-tune ``model`` with Accelerate, evaluating after each epoch.
 
     Args: as :func:`mrpc_check.train.train_manual`, plus
         accelerator: an ``Accelerator`` (one from :func:`make_accelerator` when None).
+        checkpointer: as in the manual loop; writes on the main process only.
 
     Returns:
         :class:`TrainResult`, with samples and tokens summed over processes and
@@ -63,14 +66,22 @@ def train_accelerate(
     steps_per_epoch = math.ceil(len(train_loader) / cfg.grad_accum)
     scheduler = build_scheduler(optimizer, steps_per_epoch * cfg.epochs, cfg.scheduler, cfg.warmup_steps, cfg.warmup_ratio)
     log = StepLog(steps_per_epoch * cfg.epochs, cfg.log_every, disable=not accelerator.is_local_main_process)  # [accelerate]
+    bare = accelerator.unwrap_model(model)  # [accelerate] checkpoints hold the model without its DDP wrapper
+    if checkpointer:
+        checkpointer.main_process = accelerator.is_main_process  # [accelerate] one writer
+    start = checkpointer.restore(bare, optimizer, scheduler) if checkpointer else Progress()
+    log.restore(start.record)
 
-    for epoch in range(cfg.epochs):
+    for epoch in range(start.epoch, cfg.epochs):
         set_loader_epoch(train_loader, epoch)
         weights = group_weights(epoch_batch_sizes(train_loader), cfg.grad_accum)
+        done = start.batches if epoch == start.epoch else 0  # batches a resumed run already trained on
         model.train()
         log.start()
         step_loss = torch.zeros((), device=accelerator.device)
         for i, batch in enumerate(train_loader):
+            if i < done:
+                continue  # the order is a function of (seed, epoch): skipping replays it exactly
             log.count_batch(batch)  # [accelerate] batches arrive on the device already
             with accelerator.accumulate(model):  # [accelerate] no DDP all-reduce until the group's last micro-batch
                 loss = model(**batch).loss * weights[i]
@@ -80,7 +91,7 @@ def train_accelerate(
 
                 if not accelerator.sync_gradients:  # [accelerate] replaces the manual (i + 1) % grad_accum test
                     continue
-                check_finite(step_loss, log.result.optimizer_steps + 1, epoch)
+                check_finite(step_loss, log.result.optimizer_steps + 1, epoch, checkpointer)
                 if cfg.max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)  # [accelerate] unscales fp16 first
                 lr = scheduler.get_last_lr()[0]
@@ -90,10 +101,15 @@ def train_accelerate(
                 optimizer.zero_grad(set_to_none=True)
                 log.step(step_loss, lr)
                 step_loss = torch.zeros((), device=accelerator.device)
+            if checkpointer and accelerator.sync_gradients:
+                steps = log.result.optimizer_steps
+                checkpointer.after_step(bare, optimizer, scheduler, steps, lambda: Progress(epoch, i + 1, steps, log.state()))
         log.pause()
         # [accelerate] gather_for_metrics: every example once, across processes, padding samples dropped.
         metrics = evaluate_model(model, eval_loader, metric, gather=accelerator.gather_for_metrics)
         log.epoch_end(epoch, metrics, print_fn=accelerator.print)
+        if checkpointer:
+            checkpointer.after_epoch(bare, optimizer, scheduler, lambda: Progress(epoch + 1, 0, log.result.optimizer_steps, log.state()))
     result = log.close(final_lr=scheduler.get_last_lr()[0])
     # [accelerate] throughput counts every process's work.
     totals = accelerator.reduce(torch.tensor([result.train_samples, result.real_tokens, result.padded_tokens], device=accelerator.device), "sum")

@@ -1,47 +1,5 @@
-"""Acceptance: fine-tune a pretrained checkpoint on real MRPC with the walkthrough recipe.
+"""The packaged acceptance tests (mrpc_check/acceptance.py), collected into this suite."""
 
-    pytest -m slow                                   MiniLM (offline), floors F1 0.85 / accuracy 0.78
-    pytest -m slow --mrpc-model DIR --mrpc-min-f1 0.88 --mrpc-data ../shared/data/glue/MRPC
+from mrpc_check.acceptance import test_walkthrough_recipe_on_cuda_bf16, test_walkthrough_recipe_reaches_the_floor
 
-The floors sit well above the majority-class baseline (F1 0.812, accuracy 0.684).
-"""
-
-import json
-
-import pytest
-
-from mrpc_check.config import make_config
-from mrpc_check.pipeline import run_training
-from mrpc_check.testing import reset_accelerate
-
-pytestmark = pytest.mark.slow
-
-
-def fine_tune(tmp_path, source, model, loop, **overrides):
-    reset_accelerate()
-    cfg = make_config(model=model, data=source, loop=loop, output_dir=str(tmp_path / loop), **overrides)
-    report = run_training(cfg)
-    print(json.dumps({"loop": loop, **report["metrics"]["validation"], "runtime_s": report["train"]["runtime_s"]}))
-    return report
-
-
-def assert_floors(report, min_f1, min_accuracy):
-    val = report["metrics"]["validation"]
-    assert val["f1"] >= min_f1, f"validation F1 {val['f1']:.4f} < floor {min_f1}"
-    assert val["accuracy"] >= min_accuracy, f"validation accuracy {val['accuracy']:.4f} < floor {min_accuracy}"
-    assert report["train"]["final_lr"] == 0.0
-
-
-@pytest.mark.parametrize("loop", ["manual", "accelerate"])
-def test_walkthrough_recipe_reaches_the_floor(tmp_path, mrpc_data_source, mrpc_model, mrpc_min_f1, mrpc_min_accuracy, loop):
-    report = fine_tune(tmp_path, mrpc_data_source, mrpc_model, loop, device="cpu")
-    assert report["config"]["batch_size"] == 8 and report["config"]["lr"] == 5e-5 and report["config"]["epochs"] == 3
-    assert_floors(report, mrpc_min_f1, mrpc_min_accuracy)
-
-
-@pytest.mark.gpu
-@pytest.mark.parametrize("loop", ["manual", "accelerate"])
-def test_walkthrough_recipe_on_cuda_bf16(tmp_path, mrpc_data_source, mrpc_model, mrpc_min_f1, mrpc_min_accuracy, loop):
-    report = fine_tune(tmp_path, mrpc_data_source, mrpc_model, loop, device="cuda", mixed_precision="bf16")
-    assert report["device"]["type"] == "cuda"
-    assert_floors(report, mrpc_min_f1, mrpc_min_accuracy)
+__all__ = ["test_walkthrough_recipe_reaches_the_floor", "test_walkthrough_recipe_on_cuda_bf16"]

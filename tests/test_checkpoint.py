@@ -1,0 +1,267 @@
+"""Checkpoint and resume: a killed run resumes to the same final weights, bit for bit on CPU."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mrpc_check.checkpoint import CHECKPOINT_DIR, Checkpointer, checkpoints_in, latest_checkpoint
+from mrpc_check.cli import main
+from mrpc_check.config import make_config
+from mrpc_check.errors import ConfigError, TrainingError
+from mrpc_check.model import build_optimizer
+from mrpc_check.testing import reset_accelerate, synthetic_mrpc
+from mrpc_check.train import train_manual
+from mrpc_check.train_accelerate import train_accelerate
+
+HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"
+
+
+class Killed(Exception):
+    """Stands in for SIGKILL inside the process: nothing after it runs."""
+
+
+@pytest.fixture(scope="module")
+def metric():
+    from mrpc_check.evaluation import load_metric
+
+    return load_metric()
+
+
+def run(loop, model, data, loaders, metric, out, checkpointer=None, **overrides):
+    reset_accelerate()
+    cfg = make_config(device="cpu", batch_size=4, epochs=2, lr=1e-3, output_dir=str(out), **overrides)
+    train_loader, eval_loader = loaders(data, 4, eval_dataset=data.select(range(10)))
+    torch.manual_seed(7)
+    optimizer = build_optimizer(model, cfg.lr)
+    if loop is train_accelerate:
+        return loop(model, optimizer, train_loader, eval_loader, cfg, metric, checkpointer=checkpointer), cfg
+    return loop(model, optimizer, train_loader, eval_loader, cfg, metric, checkpointer), cfg
+
+
+def kill_at_forward(model, n):
+    calls = {"n": 0}
+
+    def hook(module, inputs, output):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise Killed()
+
+    return model.classifier.register_forward_hook(hook)
+
+
+@pytest.mark.parametrize("loop", [train_manual, train_accelerate], ids=["manual", "accelerate"])
+def test_resume_after_a_kill_mid_epoch_is_bitwise_identical(tmp_path, tiny_model_factory, tiny_tokenized, loaders, metric, loop):
+    data = tiny_tokenized["train"].select(range(40))  # 10 batches of 4 per epoch, dropout on
+    whole = tiny_model_factory(seed=3)
+    r_whole, cfg = run(loop, whole, data, loaders, metric, tmp_path / "whole")
+
+    killed = tiny_model_factory(seed=3)
+    handle = kill_at_forward(killed, 15)  # mid epoch 2, after the step-12 checkpoint
+    with pytest.raises(Killed):
+        run(loop, killed, data, loaders, metric, tmp_path / "run", Checkpointer(tmp_path / "run", "4", cfg.to_dict()))
+    handle.remove()
+    assert latest_checkpoint(tmp_path / "run").name == "step-00000012"
+
+    resumed = tiny_model_factory(seed=99)  # different init: everything must come from the checkpoint
+    torch.manual_seed(12345)  # and the RNG state too
+    ckpt = Checkpointer(tmp_path / "run", "4", cfg.to_dict(), resume=True)
+    r_resumed, _ = run(loop, resumed, data, loaders, metric, tmp_path / "run", ckpt)
+    assert r_resumed.step_losses == r_whole.step_losses
+    assert r_resumed.epochs == r_whole.epochs
+    assert r_resumed.optimizer_steps == r_whole.optimizer_steps == 20 and r_resumed.final_lr == 0.0
+    assert r_resumed.train_samples == r_whole.train_samples and r_resumed.real_tokens == r_whole.real_tokens
+    for (name, a), b in zip(whole.named_parameters(), resumed.parameters()):
+        assert torch.equal(a, b), name
+
+
+def test_a_kill_during_a_save_leaves_the_previous_checkpoint(tmp_path, tiny_model_factory, tiny_tokenized, loaders, metric, monkeypatch):
+    import mrpc_check.checkpoint as checkpoint
+
+    data = tiny_tokenized["train"].select(range(24))
+    real_replace = os.replace
+    saves = {"n": 0}
+
+    def dies_on_second_rename(src, dst):
+        if Path(dst).parent.name == CHECKPOINT_DIR:
+            saves["n"] += 1
+            if saves["n"] == 2:
+                raise Killed()  # files written, rename not done: what a kill mid-save leaves
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(checkpoint.os, "replace", dies_on_second_rename)
+    cfg = make_config(device="cpu", batch_size=4, epochs=2, lr=1e-3, output_dir=str(tmp_path))
+    with pytest.raises(Killed):
+        run(train_manual, tiny_model_factory(), data, loaders, metric, tmp_path, Checkpointer(tmp_path, "2", cfg.to_dict()))
+    monkeypatch.setattr(checkpoint.os, "replace", real_replace)
+    assert [p.name for p in checkpoints_in(tmp_path)] == ["step-00000002"]
+    resumed, _ = run(train_manual, tiny_model_factory(seed=5), data, loaders, metric, tmp_path,
+                     Checkpointer(tmp_path, "2", cfg.to_dict(), resume=True))
+    assert resumed.optimizer_steps == 12 and resumed.final_lr == 0.0
+
+
+def test_resume_refuses_another_recipe(tmp_path, tiny_model_factory, tiny_tokenized, loaders, metric):
+    data = tiny_tokenized["train"].select(range(16))
+    _, cfg = run(train_manual, tiny_model_factory(), data, loaders, metric, tmp_path, Checkpointer(tmp_path, "epoch", make_config(device="cpu", batch_size=4, epochs=2, lr=1e-3, output_dir=str(tmp_path)).to_dict()))
+    other = make_config(device="cpu", batch_size=4, epochs=2, lr=2e-3, output_dir=str(tmp_path)).to_dict()
+    with pytest.raises(ConfigError, match="lr=0.001 \\(now 0.002\\)"):
+        run(train_manual, tiny_model_factory(), data, loaders, metric, tmp_path, Checkpointer(tmp_path, "epoch", other, resume=True))
+
+
+def test_non_finite_loss_names_the_last_good_checkpoint(tmp_path, tiny_model_factory, tiny_tokenized, loaders, metric):
+    model = tiny_model_factory()
+    calls = {"n": 0}
+
+    def poison(module, inputs, output):
+        calls["n"] += 1
+        return output * float("nan") if calls["n"] == 6 else output
+
+    model.classifier.register_forward_hook(poison)
+    cfg = make_config(device="cpu", batch_size=4, epochs=1, output_dir=str(tmp_path))
+    with pytest.raises(TrainingError, match="step 6 .*last good checkpoint .*step-00000004"):
+        run(train_manual, model, tiny_tokenized["train"], loaders, metric, tmp_path, Checkpointer(tmp_path, "2", cfg.to_dict()))
+    saved = load_file(str(latest_checkpoint(tmp_path) / "model.safetensors"))
+    assert all(torch.isfinite(t).all() for t in saved.values())
+
+
+# --- through the CLI, with a real SIGKILL -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cli_assets(tmp_path_factory, tiny_model_factory, mrpc_tokenizer):
+    root = tmp_path_factory.mktemp("assets")
+    model_dir = root / "model"
+    tiny_model_factory(seed=0).save_pretrained(model_dir)
+    mrpc_tokenizer.save_pretrained(model_dir)
+    glue = root / "glue"
+    glue.mkdir()
+    data = synthetic_mrpc(480, 16, seed=2)
+    for name, split in (("train.tsv", "train"), ("dev.tsv", "validation")):
+        rows = [f"{r['label']}\t{2 * i}\t{2 * i + 1}\t{r['sentence1']}\t{r['sentence2']}" for i, r in enumerate(data[split])]
+        (glue / name).write_text("\n".join([HEADER, *rows]) + "\n")
+    return str(model_dir), str(glue)
+
+
+def one_thread_main(argv):
+    """`main` in this process with the killed subprocess's thread count: the same reduction
+    order in every kernel, so the comparison can be bitwise."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return main(argv)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def cli_args(model_dir, glue, out, *extra):
+    return ["train", "--model", model_dir, "--data", glue, "--epochs", "2", "--batch-size", "8", "--lr", "1e-3",
+            "--device", "cpu", "--output-dir", str(out), *extra]
+
+
+# Injected by the test, not the package: a pause after the weights are written, so that the kill
+# lands while a checkpoint is half-saved.
+SLOW_SAVE = """
+import sys, time
+import mrpc_check.checkpoint as c
+real = c.save_checkpoint
+def slow(out, model, *a, **k):
+    import safetensors.torch as st
+    real_save = st.save_model
+    def save_then_wait(m, path):
+        real_save(m, path)
+        if "--slow-save" in sys.argv:
+            time.sleep(0.4)
+    st.save_model = save_then_wait
+    try:
+        return real(out, model, *a, **k)
+    finally:
+        st.save_model = real_save
+c.save_checkpoint = slow
+from mrpc_check.cli import main
+sys.exit(main([a for a in sys.argv[1:] if a != "--slow-save"]))
+"""
+
+
+def start_and_kill(args, out, until, timeout=120):
+    """Start `mrpc-check train` in a process, SIGKILL it once ``until(out)`` holds."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_SAVE, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    try:
+        while not until(out):
+            if proc.poll() is not None:
+                pytest.fail(f"the run ended (rc {proc.returncode}) before it could be killed: {proc.stderr.read()[-2000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail("the run never reached the point to kill it at")
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "report.json").exists()
+
+
+def same_run(a: Path, b: Path):
+    ra, rb = (json.loads((x / "report.json").read_text()) for x in (a, b))
+    assert ra["metrics"] == rb["metrics"]
+    assert ra["history"] == rb["history"]
+    wa, wb = (load_file(str(x / "model" / "model.safetensors")) for x in (a, b))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not (b / CHECKPOINT_DIR).exists()  # cleared once the results were written
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(cli_assets, tmp_path_factory):
+    out = tmp_path_factory.mktemp("whole") / "run"
+    assert one_thread_main(cli_args(*cli_assets, out)) == 0
+    return out
+
+
+def test_sigkill_mid_epoch_then_resume(cli_assets, uninterrupted, tmp_path):
+    out = tmp_path / "run"
+    args = cli_args(*cli_assets, out, "--checkpoint-every", "10")
+    start_and_kill(args, out, lambda o: (o / CHECKPOINT_DIR / "step-00000070").is_dir())  # epoch 2 of 2 (60 steps each)
+    assert one_thread_main([*args, "--resume"]) == 0
+    same_run(uninterrupted, out)
+
+
+def test_sigkill_while_saving_then_resume(cli_assets, uninterrupted, tmp_path):
+    out = tmp_path / "run"
+    args = cli_args(*cli_assets, out, "--checkpoint-every", "20")
+
+    def saving_after_a_complete_one(o):
+        folder = o / CHECKPOINT_DIR
+        return folder.is_dir() and checkpoints_in(o) and any(p.name.startswith(".tmp-") and (p / "model.safetensors").exists() for p in folder.iterdir())
+
+    start_and_kill([*args, "--slow-save"], out, saving_after_a_complete_one)
+    assert any(p.name.startswith(".tmp-") for p in (out / CHECKPOINT_DIR).iterdir())  # the half-written one
+    assert one_thread_main([*args, "--resume"]) == 0
+    same_run(uninterrupted, out)
+
+
+class TestResumeErrors:
+    def test_nothing_to_resume(self, cli_assets, tmp_path, capsys):
+        assert main([*cli_args(*cli_assets, tmp_path / "empty"), "--resume"]) == 2
+        assert "no checkpoint" in capsys.readouterr().err
+
+    def test_finished_run(self, cli_assets, uninterrupted, capsys):
+        assert main([*cli_args(*cli_assets, uninterrupted), "--resume"]) == 2
+        assert "nothing to resume" in capsys.readouterr().err
+
+    def test_bad_every(self, cli_assets, tmp_path, capsys):
+        assert main([*cli_args(*cli_assets, tmp_path / "o"), "--checkpoint-every", "0"]) == 2
+        assert "--checkpoint-every takes 'epoch' or a positive number" in capsys.readouterr().err
+
+
+def test_same_seed_same_report(cli_assets, uninterrupted, tmp_path):
+    out = tmp_path / "again"
+    assert one_thread_main(cli_args(*cli_assets, out)) == 0
+    same_run(uninterrupted, out)
