@@ -141,7 +141,7 @@ def cli_assets(tmp_path_factory, tiny_model_factory, mrpc_tokenizer):
     mrpc_tokenizer.save_pretrained(model_dir)
     glue = root / "glue"
     glue.mkdir()
-    data = synthetic_mrpc(480, 16, seed=2)
+    data = synthetic_mrpc(320, 16, seed=2)  # 40 steps of 8 per epoch
     for name, split in (("train.tsv", "train"), ("dev.tsv", "validation")):
         rows = [f"{r['label']}\t{2 * i}\t{2 * i + 1}\t{r['sentence1']}\t{r['sentence2']}" for i, r in enumerate(data[split])]
         (glue / name).write_text("\n".join([HEADER, *rows]) + "\n")
@@ -228,7 +228,7 @@ def uninterrupted(cli_assets, tmp_path_factory):
 def test_sigkill_mid_epoch_then_resume(cli_assets, uninterrupted, tmp_path):
     out = tmp_path / "run"
     args = cli_args(*cli_assets, out, "--checkpoint-every", "10")
-    start_and_kill(args, out, lambda o: (o / CHECKPOINT_DIR / "step-00000070").is_dir())  # epoch 2 of 2 (60 steps each)
+    start_and_kill(args, out, lambda o: (o / CHECKPOINT_DIR / "step-00000050").is_dir())  # in epoch 2 of 2
     assert one_thread_main([*args, "--resume"]) == 0
     same_run(uninterrupted, out)
 

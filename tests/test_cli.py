@@ -155,3 +155,19 @@ class TestBadInput:
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2
         assert "Traceback" not in proc.stderr and proc.stderr.count("mrpc-check: error:") == 1
+
+
+class TestInputsThatMustWork:
+    def test_crlf_bom_empty_unicode_and_overlong_sentences_train(self, tmp_path, tiny_model_dir, capsys):
+        folder = tmp_path / "odd"
+        folder.mkdir()
+        long = " ".join(["paraphrase"] * 2000)  # far past any max_length
+        rows = ["1\t1\t2\t\tÇa va ? — “oui” 東京 🙂", "0\t3\t4\tnaïve café\t", f"1\t5\t6\t{long}\t{long}", "0\t7\t8\tA b .\tC d ."] * 3
+        for name in ("train.tsv", "dev.tsv"):
+            text = "\r\n".join([HEADER, *rows]) + "\r\n"
+            (folder / name).write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+        out = tmp_path / "run"
+        assert main(["train", "--model", tiny_model_dir, "--data", str(folder), "--epochs", "1", "--max-length", "64", "--output-dir", str(out)]) == 0
+        report = json.loads((out / "report.json").read_text())
+        assert report["train"]["samples"] == 12
+        assert 0.0 <= report["metrics"]["validation"]["accuracy"] <= 1.0
