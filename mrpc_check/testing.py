@@ -80,3 +80,17 @@ def reset_accelerate() -> None:
 
     AcceleratorState._reset_state(reset_partial_state=True)
     GradientState._reset_state()
+
+
+def poison_forward(model, at_call: int, make=lambda output: output * float("nan")):
+    """Make the ``at_call``-th forward pass of the classifier head return ``make(output)`` (default NaN).
+
+    Returns the hook handle (``.remove()`` it to stop); ``make`` may raise, to stand in for a kill.
+    """
+    calls = {"n": 0}
+
+    def hook(module, inputs, output):
+        calls["n"] += 1
+        return make(output) if calls["n"] == at_call else output
+
+    return model.classifier.register_forward_hook(hook)

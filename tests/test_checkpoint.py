@@ -17,7 +17,7 @@ from mrpc_check.cli import main
 from mrpc_check.config import make_config
 from mrpc_check.errors import ConfigError, TrainingError
 from mrpc_check.model import build_optimizer
-from mrpc_check.testing import reset_accelerate, synthetic_mrpc
+from mrpc_check.testing import poison_forward, reset_accelerate, synthetic_mrpc
 from mrpc_check.train import train_manual
 from mrpc_check.train_accelerate import train_accelerate
 
@@ -47,14 +47,10 @@ def run(loop, model, data, loaders, metric, out, checkpointer=None, **overrides)
 
 
 def kill_at_forward(model, n):
-    calls = {"n": 0}
+    def kill(output):
+        raise Killed()
 
-    def hook(module, inputs, output):
-        calls["n"] += 1
-        if calls["n"] == n:
-            raise Killed()
-
-    return model.classifier.register_forward_hook(hook)
+    return poison_forward(model, at_call=n, make=kill)
 
 
 @pytest.mark.parametrize("loop", [train_manual, train_accelerate], ids=["manual", "accelerate"])
@@ -117,13 +113,7 @@ def test_resume_refuses_another_recipe(tmp_path, tiny_model_factory, tiny_tokeni
 
 def test_non_finite_loss_names_the_last_good_checkpoint(tmp_path, tiny_model_factory, tiny_tokenized, loaders, metric):
     model = tiny_model_factory()
-    calls = {"n": 0}
-
-    def poison(module, inputs, output):
-        calls["n"] += 1
-        return output * float("nan") if calls["n"] == 6 else output
-
-    model.classifier.register_forward_hook(poison)
+    poison_forward(model, at_call=6)
     cfg = make_config(device="cpu", batch_size=4, epochs=1, output_dir=str(tmp_path))
     with pytest.raises(TrainingError, match="step 6 .*last good checkpoint .*step-00000004"):
         run(train_manual, model, tiny_tokenized["train"], loaders, metric, tmp_path, Checkpointer(tmp_path, "2", cfg.to_dict()))

@@ -8,6 +8,7 @@ import torch
 from mrpc_check.config import make_config
 from mrpc_check.errors import TrainingError
 from mrpc_check.model import build_optimizer, optimizer_steps
+from mrpc_check.testing import poison_forward
 from mrpc_check.train import train_manual
 
 NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
@@ -92,13 +93,7 @@ class TestManualLoop:
 
     def test_non_finite_loss_stops_before_the_update(self, tiny_model_factory, tiny_tokenized, loaders, metric):
         model = tiny_model_factory()
-        calls = {"n": 0}
-
-        def poison(module, inputs, output):
-            calls["n"] += 1
-            return output * float("nan") if calls["n"] == 3 else output
-
-        model.classifier.register_forward_hook(poison)
+        poison_forward(model, at_call=3)
         with pytest.raises(TrainingError, match="loss is nan at optimizer step 3 \\(epoch 1\\)"):
             run(model, tiny_tokenized["train"], loaders, metric, epochs=1)
         assert all(torch.isfinite(p).all() for p in model.parameters())

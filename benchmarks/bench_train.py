@@ -1,0 +1,183 @@
+"""Fine-tuning speed, side by side in one run: Trainer, the walkthrough loop, mrpc-check default and fastest.
+
+Same model, data, recipe and seed for every contender. Prints, per contender, train wall time,
+samples/s, real (non-padding) tokens/s, padding fraction, validation F1 and accuracy, and the
+fraction of this machine's matrix-multiply peak reached (fp32 and bf16 peaks are measured here,
+in the same run); then the ratios against the Trainer and the walkthrough loop. Writes JSON.
+
+    python benchmarks/bench_train.py --data ../shared/data/glue/MRPC --quick      # subset, 1 epoch, minutes
+    python benchmarks/bench_train.py --data ../shared/data/glue/MRPC              # 3 epochs, the full recipe
+
+The achieved rate counts 6 x non-embedding parameters x real tokens per step (forward + backward),
+the usual transformer estimate; padding work is not counted as useful.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402
+
+from mrpc_check.config import make_config  # noqa: E402
+from mrpc_check.pipeline import run_training  # noqa: E402
+from mrpc_check.testing import reset_accelerate  # noqa: E402
+
+QUICK_TRAIN_SAMPLES = 800
+
+
+def gemm_peak(dtype: torch.dtype, n: int = 1024, seconds: float = 2.0) -> float:
+    """Sustained GFLOP/s of an n x n x n matmul in ``dtype`` on this CPU."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        count += 1
+    return 2 * n**3 * count / (time.perf_counter() - start) / 1e9
+
+
+def non_embedding_params(model) -> int:
+    return sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
+
+
+def walkthrough_loop(cfg) -> dict:
+    """The walkthrough's code as written: global-RNG shuffle, pad to longest, fp32, no extras."""
+    from torch.utils.data import DataLoader
+    from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, get_scheduler
+
+    from mrpc_check.data import load_mrpc
+    from mrpc_check.evaluation import evaluate_model, load_metric
+    from mrpc_check.model import load_tokenizer, resolve_checkpoint
+
+    torch.manual_seed(cfg.seed)
+    checkpoint = resolve_checkpoint(cfg.model)
+    tokenizer = load_tokenizer(checkpoint)
+    raw = load_mrpc(cfg.data)
+    if cfg.max_train_samples:
+        raw["train"] = raw["train"].select(range(cfg.max_train_samples))
+    tokenized = raw.map(lambda e: tokenizer(e["sentence1"], e["sentence2"], truncation=True), batched=True)
+    tokenized = tokenized.remove_columns(["sentence1", "sentence2", "idx"]).rename_column("label", "labels")
+    tokenized.set_format("torch")
+    collator = DataCollatorWithPadding(tokenizer=tokenizer)
+    train_dl = DataLoader(tokenized["train"], shuffle=True, batch_size=cfg.batch_size, collate_fn=collator)
+    eval_dl = DataLoader(tokenized["validation"], batch_size=cfg.batch_size, collate_fn=collator)
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint, num_labels=2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    steps = cfg.epochs * len(train_dl)
+    scheduler = get_scheduler("linear", optimizer=optimizer, num_warmup_steps=0, num_training_steps=steps)
+    model.train()
+    real = padded = samples = 0
+    elapsed = 0.0
+    per_epoch = []
+    for epoch in range(cfg.epochs):
+        start = time.perf_counter()
+        for batch in train_dl:
+            loss = model(**batch).loss
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            real += int(batch["attention_mask"].sum())
+            padded += batch["attention_mask"].numel()
+            samples += batch["attention_mask"].shape[0]
+        elapsed += time.perf_counter() - start
+        per_epoch.append(evaluate_model(model, eval_dl, load_metric()))
+        model.train()
+    return {"runtime_s": elapsed, "samples": samples, "real_tokens": real, "padded_tokens": padded,
+            "validation": per_epoch[-1], "non_embedding_params": non_embedding_params(model), "bf16": False}
+
+
+def pipeline_run(cfg) -> dict:
+    reset_accelerate()
+    report = run_training(cfg)
+    from mrpc_check.model import load_model
+
+    model = load_model(str(Path(cfg.output_dir) / "model"), ["not_equivalent", "equivalent"])
+    t = report["train"]
+    padded = round(t["real_tokens"] / (1 - t["padding_fraction"])) if t["padding_fraction"] is not None else None
+    return {"runtime_s": t["runtime_s"], "samples": t["samples"], "real_tokens": t["real_tokens"], "padded_tokens": padded,
+            "validation": report["metrics"]["validation"], "non_embedding_params": non_embedding_params(model),
+            "bf16": cfg.mixed_precision == "bf16"}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=os.environ.get("MRPC_DATA"), help="GLUE MRPC folder [$MRPC_DATA]")
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_TRAIN_SAMPLES} training samples, 1 epoch")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--contenders", default="trainer,walkthrough,default,fastest")
+    parser.add_argument("--fastest-batch-size", type=int, default=8, help="batch size of the fastest mode (recipe change if not 8)")
+    parser.add_argument("--fastest-lr", type=float, default=5e-5)
+    parser.add_argument("--output", default="benchmarks/results/bench_train.json")
+    args = parser.parse_args(argv)
+    if not args.data:
+        print("bench_train: pass --data DIR or set MRPC_DATA to a GLUE MRPC folder", file=sys.stderr)
+        return 2
+
+    peaks = {"fp32": gemm_peak(torch.float32), "bf16": gemm_peak(torch.bfloat16)}
+    print(f"matmul peak here: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s, torch threads {torch.get_num_threads()}")
+    scratch = Path(tempfile.mkdtemp(prefix="bench-train-"))
+    base = make_config(model=args.model, data=args.data, seed=args.seed, device="cpu",
+                       epochs=1 if args.quick else 3, max_train_samples=QUICK_TRAIN_SAMPLES if args.quick else None)
+    contenders = {
+        "trainer": lambda: pipeline_run(make_config(base, loop="trainer", output_dir=str(scratch / "trainer"))),
+        "walkthrough": lambda: walkthrough_loop(base),
+        "default": lambda: pipeline_run(make_config(base, output_dir=str(scratch / "default"))),
+        "fastest": lambda: pipeline_run(make_config(base, group_by_length=True, mixed_precision="bf16", eval_batch_size=128,
+                                                    batch_size=args.fastest_batch_size, lr=args.fastest_lr,
+                                                    output_dir=str(scratch / "fastest"))),
+    }
+    results = {}
+    for name in args.contenders.split(","):
+        print(f"--- {name}", flush=True)
+        r = contenders[name]()
+        flops = 6 * r["non_embedding_params"] * r["real_tokens"]
+        r.update(
+            samples_per_s=r["samples"] / r["runtime_s"],
+            real_tokens_per_s=r["real_tokens"] / r["runtime_s"],
+            padding_fraction=(1 - r["real_tokens"] / r["padded_tokens"]) if r["padded_tokens"] else None,
+            peak_fraction=flops / r["runtime_s"] / 1e9 / peaks["bf16" if r["bf16"] else "fp32"],
+        )
+        results[name] = r
+
+    header = f"{'contender':<12}{'train s':>9}{'samples/s':>11}{'tokens/s':>10}{'padding':>9}{'F1':>8}{'acc':>8}{'peak':>7}"
+    print("\n" + header + "\n" + "-" * len(header))
+    for name, r in results.items():
+        pad = f"{r['padding_fraction']:.1%}" if r["padding_fraction"] is not None else "n/a"
+        print(f"{name:<12}{r['runtime_s']:>9.1f}{r['samples_per_s']:>11.2f}{r['real_tokens_per_s']:>10.0f}{pad:>9}"
+              f"{r['validation']['f1']:>8.4f}{r['validation']['accuracy']:>8.4f}{r['peak_fraction']:>7.1%}")
+    ratios = {}
+    for ref in ("trainer", "walkthrough"):
+        if ref not in results:
+            continue
+        for name, r in results.items():
+            if name == ref:
+                continue
+            ratios[f"{name}/{ref}"] = {"wall_time": r["runtime_s"] / results[ref]["runtime_s"],
+                                       "samples_per_s": r["samples_per_s"] / results[ref]["samples_per_s"]}
+    print("\nratios (wall time: lower is faster; samples/s: higher is faster)")
+    for key, v in ratios.items():
+        print(f"  {key:<24} wall time x{v['wall_time']:.2f}   samples/s x{v['samples_per_s']:.2f}")
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"quick": args.quick, "seed": args.seed, "model": args.model, "peaks_gflops": peaks,
+                               "torch_threads": torch.get_num_threads(), "results": results, "ratios": ratios}, indent=2))
+    print(f"\nwritten: {out}")
+    return 0 if math.isfinite(sum(r["runtime_s"] for r in results.values())) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
