@@ -147,6 +147,30 @@ class TestBadInput:
         expect_one_line_error(capsys, ["train", "--model", tiny_model_dir, "--data", glue_dir, "--output-dir", str(out)], "--overwrite")
         assert (out / "report.json").read_text() == '{"precious": true}'
 
+    @pytest.mark.parametrize("case,pattern", [
+        ("label", r"dev\.tsv:3: label '7' is not 0 or 1"),
+        ("empty", r"split 'validation' .* is empty"),
+        ("dev_id", r"dev id pair\(s\) not in msr_paraphrase_train\.txt"),
+    ])
+    def test_bad_labels_empty_split_unknown_dev_id(self, tmp_path, tiny_model_dir, capsys, case, pattern):
+        folder = tmp_path / case
+        folder.mkdir()
+        rows = ["1\t1\t2\tA b .\tA b .", "0\t3\t4\tC d .\tE f ."]
+        if case == "dev_id":
+            (folder / "msr_paraphrase_train.txt").write_text("\n".join([HEADER, *rows]) + "\n")
+            (folder / "dev_ids.tsv").write_text("3\t4\n98\t99\n")
+        else:
+            dev = {"label": [rows[0], "7\t5\t6\tG .\tH ."], "empty": []}[case]
+            (folder / "train.tsv").write_text("\n".join([HEADER, *rows]) + "\n")
+            (folder / "dev.tsv").write_text("\n".join([HEADER, *dev]) + "\n")
+        expect_one_line_error(capsys, ["train", "--model", tiny_model_dir, "--data", str(folder), "--output-dir", str(tmp_path / "o")], pattern)
+
+    def test_checkpoint_with_another_number_of_labels(self, tmp_path, tiny_model_factory, mrpc_tokenizer, glue_dir, capsys):
+        folder = tmp_path / "three"
+        tiny_model_factory(num_labels=3, id2label={0: "a", 1: "b", 2: "c"}, label2id={"a": 0, "b": 1, "c": 2}).save_pretrained(folder)
+        mrpc_tokenizer.save_pretrained(folder)
+        expect_one_line_error(capsys, ["train", "--model", str(folder), "--data", glue_dir, "--output-dir", str(tmp_path / "o")], "head of another size")
+
     def test_unlabelled_test_split(self, tiny_model_dir, glue_dir, capsys):
         expect_one_line_error(capsys, ["evaluate", "--model", tiny_model_dir, "--data", glue_dir, "--split", "test"], "no labels")
 

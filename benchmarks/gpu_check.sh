@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# One prepared GPU check, under 5 minutes on a lent CUDA machine:
+#   1. the GPU test tier (pytest -m gpu, the slow bf16 acceptance excluded unless MRPC_DATA is set),
+#   2. a short bf16-vs-fp32 training throughput benchmark of a bert-base-sized model.
+# The device image has torch, transformers and accelerate but not datasets or evaluate: carry
+# their wheels in .whl/ (see the device tool's README) and this script installs them first.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH="/tmp/site:$PWD"
+else
+  export PYTHONPATH="$PWD"
+fi
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONUNBUFFERED=1
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
+marker="gpu and not slow"
+[ -n "${MRPC_DATA:-}" ] && marker="gpu"
+timeout 200 python3 -m pytest -p mrpc_check.pytest_plugin -m "$marker" -q -rs tests/ ; tests=$?
+timeout 60 python3 benchmarks/gpu_throughput.py --steps 40 ; bench=$?
+echo "gpu_check: tests rc=$tests, benchmark rc=$bench"
+exit $(( tests || bench ))
