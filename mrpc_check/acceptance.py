@@ -18,11 +18,15 @@ from mrpc_check.pipeline import run_training
 from mrpc_check.testing import reset_accelerate
 
 
-def fine_tune(tmp_path, source, model, loop, **overrides):
+def fine_tune(tmp_path, source, model, loop, record, **overrides):
     reset_accelerate()
     cfg = make_config(model=model, data=source, loop=loop, output_dir=str(tmp_path / loop), **overrides)
     report = run_training(cfg)
-    print(json.dumps({"loop": loop, **report["metrics"]["validation"], "runtime_s": report["train"]["runtime_s"]}))
+    figures = {"loop": loop, "model": model, "seed": cfg.seed, "device": report["device"]["type"],
+               "mixed_precision": cfg.mixed_precision, "transformers": report["versions"]["transformers"],
+               **report["metrics"]["validation"], "train_s": round(report["train"]["runtime_s"], 1)}
+    print(json.dumps(figures))
+    record(figures)
     return report
 
 
@@ -35,8 +39,8 @@ def assert_floors(report, min_f1, min_accuracy):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("loop", ["manual", "accelerate"])
-def test_walkthrough_recipe_reaches_the_floor(tmp_path, mrpc_data_source, mrpc_model, mrpc_min_f1, mrpc_min_accuracy, loop):
-    report = fine_tune(tmp_path, mrpc_data_source, mrpc_model, loop, device="cpu")
+def test_walkthrough_recipe_reaches_the_floor(tmp_path, mrpc_data_source, mrpc_model, mrpc_min_f1, mrpc_min_accuracy, mrpc_record, loop):
+    report = fine_tune(tmp_path, mrpc_data_source, mrpc_model, loop, mrpc_record, device="cpu")
     assert report["config"]["batch_size"] == 8 and report["config"]["lr"] == 5e-5 and report["config"]["epochs"] == 3
     assert_floors(report, mrpc_min_f1, mrpc_min_accuracy)
 
@@ -44,7 +48,7 @@ def test_walkthrough_recipe_reaches_the_floor(tmp_path, mrpc_data_source, mrpc_m
 @pytest.mark.slow
 @pytest.mark.gpu
 @pytest.mark.parametrize("loop", ["manual", "accelerate"])
-def test_walkthrough_recipe_on_cuda_bf16(tmp_path, mrpc_data_source, mrpc_model, mrpc_min_f1, mrpc_min_accuracy, loop):
-    report = fine_tune(tmp_path, mrpc_data_source, mrpc_model, loop, device="cuda", mixed_precision="bf16")
+def test_walkthrough_recipe_on_cuda_bf16(tmp_path, mrpc_data_source, mrpc_model, mrpc_min_f1, mrpc_min_accuracy, mrpc_record, loop):
+    report = fine_tune(tmp_path, mrpc_data_source, mrpc_model, loop, mrpc_record, device="cuda", mixed_precision="bf16")
     assert report["device"]["type"] == "cuda"
     assert_floors(report, mrpc_min_f1, mrpc_min_accuracy)

@@ -4,9 +4,9 @@ Registered under ``[project.entry-points.pytest11]``, so installing the package
 gives any suite:
 
 * markers ``slow``, ``gpu`` (skipped with a reason where torch sees no CUDA) and ``distributed``;
-* options ``--mrpc-data``, ``--mrpc-model``, ``--mrpc-min-f1``, ``--mrpc-min-accuracy``;
+* options ``--mrpc-data``, ``--mrpc-model``, ``--mrpc-min-f1``, ``--mrpc-min-accuracy``, ``--mrpc-report``;
 * fixtures ``mrpc_data_source``, ``mrpc_raw``, ``mrpc_model``, ``mrpc_tokenizer``,
-  ``mrpc_min_f1``, ``mrpc_min_accuracy``, ``tiny_model_factory``.
+  ``mrpc_min_f1``, ``mrpc_min_accuracy``, ``mrpc_record``, ``tiny_model_factory``.
 
 Heavy imports (torch, transformers, datasets) happen inside hooks and fixtures,
 so loading the plugin costs nothing for suites that do not use it.
@@ -37,6 +37,7 @@ def pytest_addoption(parser):
     group.addoption("--mrpc-model", default=DEFAULT_MODEL, help="checkpoint for acceptance runs: Hub id, folder or 'minilm' [%(default)s]")
     group.addoption("--mrpc-min-f1", type=float, default=DEFAULT_MIN_F1, help="validation F1 an acceptance run must reach [%(default)s]")
     group.addoption("--mrpc-min-accuracy", type=float, default=DEFAULT_MIN_ACCURACY, help="validation accuracy floor [%(default)s]")
+    group.addoption("--mrpc-report", default=None, metavar="FILE", help="append each acceptance run's figures to FILE as JSON lines")
 
 
 def pytest_configure(config):
@@ -88,6 +89,21 @@ def mrpc_min_f1(pytestconfig) -> float:
 @pytest.fixture(scope="session")
 def mrpc_min_accuracy(pytestconfig) -> float:
     return pytestconfig.getoption("--mrpc-min-accuracy")
+
+
+@pytest.fixture(scope="session")
+def mrpc_record(pytestconfig):
+    """``record(dict)``: append one acceptance run's figures to --mrpc-report (a no-op without it)."""
+    import json
+
+    path = pytestconfig.getoption("--mrpc-report")
+
+    def record(figures: dict) -> None:
+        if path:
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(figures) + "\n")
+
+    return record
 
 
 @pytest.fixture(scope="session")

@@ -106,3 +106,19 @@ class TestFixtures:
             """
         )
         suite.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+class TestReport:
+    def test_mrpc_record_appends_json_lines(self, suite, tmp_path):
+        report = tmp_path / "figures.jsonl"
+        suite.makepyfile(
+            """
+            def test_one(mrpc_record):
+                mrpc_record({"loop": "manual", "f1": 0.9})
+                mrpc_record({"loop": "accelerate", "f1": 0.8})
+            """
+        )
+        suite.runpytest_inprocess(f"--mrpc-report={report}").assert_outcomes(passed=1)
+        import json
+
+        assert [json.loads(line)["loop"] for line in report.read_text().splitlines()] == ["manual", "accelerate"]
