@@ -20,6 +20,13 @@ from mrpc_check.model import autocast_dtype, resolve_device
 from mrpc_check.train import TrainResult
 
 
+def _fused_adamw() -> bool:
+    """Whether build_optimizer gets the fused AdamW here (torch >= 2.4 on CPU)."""
+    from mrpc_check.model import build_optimizer
+
+    return bool(build_optimizer(torch.nn.Linear(1, 1), 1e-3).defaults.get("fused"))
+
+
 class CountingCollator:
     """Wraps a collator and counts real and padded tokens while ``counting`` is on."""
 
@@ -89,7 +96,7 @@ def train_trainer(model, tokenizer, tokenized, collator, cfg: TrainConfig, metri
             lr_scheduler_type=cfg.scheduler,
             gradient_accumulation_steps=cfg.grad_accum,
             max_grad_norm=cfg.max_grad_norm or 0.0,  # 0 disables clipping, as in the walkthrough
-            optim="adamw_torch",  # torch.optim.AdamW, as the loops use
+            optim="adamw_torch_fused" if _fused_adamw() else "adamw_torch",  # the AdamW the loops use
             seed=cfg.seed,
             save_strategy="no",
             logging_strategy="steps",

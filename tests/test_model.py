@@ -175,3 +175,24 @@ class TestDevice:
     def test_cuda_requested_without_one(self):
         with pytest.raises(ConfigError, match="no CUDA device"):
             resolve_device("cuda")
+
+
+class TestOptimizerKernel:
+    def test_fused_where_torch_supports_it(self, tiny_model_factory):
+        opt = build_optimizer(tiny_model_factory(), lr=5e-5)
+        if tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 4):
+            assert opt.defaults["fused"] is True
+        else:
+            assert opt.defaults["foreach"] is True
+
+    def test_falls_back_to_foreach(self, tiny_model_factory, monkeypatch):
+        real = torch.optim.AdamW
+
+        def no_fused(params, **kwargs):
+            if kwargs.get("fused"):
+                raise RuntimeError("fused not supported")
+            return real(params, **kwargs)
+
+        monkeypatch.setattr(torch.optim, "AdamW", no_fused)
+        opt = build_optimizer(tiny_model_factory(), lr=5e-5)
+        assert opt.defaults["foreach"] is True and not opt.defaults["fused"]
