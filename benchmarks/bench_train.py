@@ -29,7 +29,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
-from mrpc_check.config import make_config  # noqa: E402
+from mrpc_check.config import FAST_PRESET, make_config  # noqa: E402
 from mrpc_check.pipeline import run_training  # noqa: E402
 from mrpc_check.testing import reset_accelerate  # noqa: E402
 
@@ -119,9 +119,9 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_TRAIN_SAMPLES} training samples, 1 epoch")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--contenders", default="trainer,walkthrough,default,fastest")
-    parser.add_argument("--fastest-batch-size", type=int, default=8, help="batch size of the fastest mode (recipe change if not 8)")
-    parser.add_argument("--fastest-lr", type=float, default=5e-5)
-    parser.add_argument("--output", default="benchmarks/results/bench_train.json")
+    parser.add_argument("--fastest-batch-size", type=int, default=FAST_PRESET["batch_size"], help="batch size of the fastest mode [%(default)s]")
+    parser.add_argument("--fastest-lr", type=float, default=FAST_PRESET["lr"], help="learning rate of the fastest mode [%(default)s]")
+    parser.add_argument("--output", default=str(Path(tempfile.gettempdir()) / "mrpc-bench-train.json"))
     args = parser.parse_args(argv)
     if not args.data:
         print("bench_train: pass --data DIR or set MRPC_DATA to a GLUE MRPC folder", file=sys.stderr)
@@ -136,8 +136,7 @@ def main(argv=None) -> int:
         "trainer": lambda: pipeline_run(make_config(base, loop="trainer", output_dir=str(scratch / "trainer"))),
         "walkthrough": lambda: walkthrough_loop(base),
         "default": lambda: pipeline_run(make_config(base, output_dir=str(scratch / "default"))),
-        "fastest": lambda: pipeline_run(make_config(base, group_by_length=True, mixed_precision="bf16", eval_batch_size=128,
-                                                    batch_size=args.fastest_batch_size, lr=args.fastest_lr,
+        "fastest": lambda: pipeline_run(make_config(base, **{**FAST_PRESET, "batch_size": args.fastest_batch_size, "lr": args.fastest_lr},
                                                     output_dir=str(scratch / "fastest"))),
     }
     results = {}

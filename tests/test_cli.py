@@ -197,3 +197,15 @@ class TestInputsThatMustWork:
         report = json.loads((out / "report.json").read_text())
         assert report["train"]["samples"] == 12
         assert 0.0 <= report["metrics"]["validation"]["accuracy"] <= 1.0
+
+
+class TestFastPreset:
+    def test_fast_sets_the_preset_and_explicit_flags_win(self):
+        from mrpc_check.cli import _config_from, build_parser
+        from mrpc_check.config import FAST_PRESET
+
+        cfg = _config_from(build_parser().parse_args(["train", "--fast", "--lr", "3e-5"]))
+        assert cfg.lr == 3e-5
+        assert all(getattr(cfg, k) == v for k, v in FAST_PRESET.items() if k != "lr")
+        plain = _config_from(build_parser().parse_args(["train"]))
+        assert (plain.batch_size, plain.lr, plain.group_by_length, plain.mixed_precision) == (8, 5e-5, False, "no")
