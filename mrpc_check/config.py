@@ -97,6 +97,8 @@ class TrainConfig:
             parse_every(self.checkpoint_every)
             if self.loop == "trainer":
                 raise ConfigError("--checkpoint-every works with --loop manual or accelerate (Trainer keeps its own checkpoints)")
+        if self.resume and self.loop == "trainer":
+            raise ConfigError("--resume works with --loop manual or accelerate (Trainer keeps its own checkpoints)")
         if self.resume and self.overwrite:
             raise ConfigError("--resume continues the run in --output-dir and --overwrite replaces it: pass one")
         if self.num_workers < 0:

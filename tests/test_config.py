@@ -42,6 +42,16 @@ class TestTrainConfig:
         with pytest.raises(ConfigError, match="warmup-ratio"):
             make_config(warmup_ratio=1.0)
 
+    def test_checkpoint_options_need_our_loops(self):
+        with pytest.raises(ConfigError, match="--checkpoint-every works with --loop manual or accelerate"):
+            make_config(loop="trainer", checkpoint_every="epoch")
+        with pytest.raises(ConfigError, match="--resume works with --loop manual or accelerate"):
+            make_config(loop="trainer", resume=True)
+        with pytest.raises(ConfigError, match="pass one"):
+            make_config(resume=True, overwrite=True)
+        with pytest.raises(ConfigError, match="--checkpoint-every takes"):
+            make_config(checkpoint_every="often")
+
     def test_data_falls_back_to_environment_then_hub(self, monkeypatch):
         monkeypatch.setenv("MRPC_DATA", "/some/folder")
         assert make_config(data=None).data == "/some/folder"

@@ -147,3 +147,15 @@ class TestMalformedInput:
         monkeypatch.setattr(datasets, "load_dataset", offline)
         with pytest.raises(DataError, match="pass --data DIR or set MRPC_DATA"):
             load_mrpc("hub")
+
+
+class TestHubPath:
+    def test_loads_nyu_mll_glue_mrpc(self, monkeypatch):
+        import datasets
+
+        from mrpc_check.testing import synthetic_mrpc
+
+        seen = []
+        monkeypatch.setattr(datasets, "load_dataset", lambda *args, **kwargs: seen.append(args) or synthetic_mrpc(3, 2))
+        assert len(load_mrpc("hub")["validation"]) == 2
+        assert seen == [("nyu-mll/glue", "mrpc")]
