@@ -7,7 +7,7 @@ import pytest
 # stay in-process with those libraries imported here first; the ones that build models or
 # datasets run in a subprocess.
 import datasets  # noqa: F401
-import torch  # noqa: F401
+import torch
 
 
 @pytest.fixture
@@ -53,7 +53,6 @@ class TestMarkers:
         assert result.ret != 0
 
     def test_gpu_tests_skip_with_reason_without_cuda(self, suite, monkeypatch):
-        import torch
 
         monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
         suite.makepyfile(
