@@ -133,7 +133,7 @@ def _label(path: Path, line: int, text: str) -> int:
 
 def _labelled_rows(path: Path) -> list[dict]:
     return [
-        {"label": _label(path, line, q), "id1": id1.strip(), "id2": id2.strip(), "sentence1": s1, "sentence2": s2, "where": (path, line)}
+        {"label": _label(path, line, q), "id1": id1.strip(), "id2": id2.strip(), "sentence1": s1, "sentence2": s2}
         for line, (q, id1, id2, s1, s2) in _read_tsv(path, _LABELLED_HEADER)
     ]
 

@@ -10,7 +10,7 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from mrpc_check.errors import ModelError
+from mrpc_check.errors import ConfigError, ModelError
 
 # Presets resolve to local folders; "minilm" is the offline stand-in for bert-base-uncased
 # (BERT architecture, same uncased WordPiece vocabulary), shipped by a PyPI package.
@@ -165,8 +165,6 @@ def parameter_count(model: torch.nn.Module, trainable_only: bool = True) -> int:
 
 def resolve_device(requested: str = "auto") -> torch.device:
     """``auto``: CUDA when present, else CPU. Asking for CUDA without one is an error, not a fallback."""
-    from mrpc_check.errors import ConfigError
-
     if requested == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda asked for, but torch sees no CUDA device: use --device cpu or auto")
     if requested == "auto":
@@ -176,8 +174,6 @@ def resolve_device(requested: str = "auto") -> torch.device:
 
 def autocast_dtype(mixed_precision: str, device: torch.device) -> Optional[torch.dtype]:
     """The autocast dtype for a precision flag; fp16 is refused on CPU (no loss-scaling path there)."""
-    from mrpc_check.errors import ConfigError
-
     if mixed_precision == "no":
         return None
     if mixed_precision == "fp16" and device.type != "cuda":

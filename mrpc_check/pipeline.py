@@ -114,7 +114,9 @@ def run_evaluation(model: str, data: str, split: str = "validation", batch_size:
         raise DataError(f"split {split!r} has no labels (GLUE's test.tsv is unlabelled): use the raw MSR files or --split validation")
     checkpoint = resolve_checkpoint(model)
     tokenizer = load_tokenizer(checkpoint)
-    tokenized = tokenize_dataset(raw.__class__({split: dataset}), tokenizer, max_length_for(tokenizer))
+    from datasets import DatasetDict
+
+    tokenized = tokenize_dataset(DatasetDict({split: dataset}), tokenizer, max_length_for(tokenizer))
     loader = make_eval_loader(tokenized[split], make_collator(tokenizer), batch_size)
     net = load_model(checkpoint, LABEL_NAMES)
     target = resolve_device(device)

@@ -59,7 +59,8 @@ def tokenize_dataset(raw, tokenizer, max_length: Optional[int] = None):
         return encode_pairs(tokenizer, batch["sentence1"], batch["sentence2"], max_length)
 
     tokenized = raw.map(_encode, batched=True, desc="Tokenizing")
-    present = [c for c in DROP_COLUMNS if c in tokenized["train" if "train" in tokenized else next(iter(tokenized))].column_names]
+    columns = next(iter(tokenized.values())).column_names  # every split has the same columns
+    present = [c for c in DROP_COLUMNS if c in columns]
     tokenized = tokenized.remove_columns(present)
     tokenized = tokenized.rename_column("label", "labels")
     tokenized.set_format("torch")

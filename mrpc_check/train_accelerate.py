@@ -101,7 +101,7 @@ def train_accelerate(
                 optimizer.zero_grad(set_to_none=True)
                 log.step(step_loss, lr)
                 step_loss = torch.zeros((), device=accelerator.device)
-            if checkpointer and accelerator.sync_gradients:
+            if checkpointer:  # only reached after an optimizer step: the `continue` above skips the rest
                 steps = log.result.optimizer_steps
                 checkpointer.after_step(bare, optimizer, scheduler, steps, lambda: Progress(epoch, i + 1, steps, log.state()))
         log.pause()
