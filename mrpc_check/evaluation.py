@@ -28,6 +28,7 @@ def evaluate_model(
     device: Optional[torch.device] = None,
     autocast_dtype: Optional[torch.dtype] = None,
     gather: Optional[Callable] = None,
+    predictions_out: Optional[list] = None,
 ) -> dict:
     """Predict every example of ``loader`` once and score it.
 
@@ -39,6 +40,8 @@ def evaluate_model(
         autocast_dtype: run the forward pass under autocast in this dtype.
         gather: ``accelerator.gather_for_metrics`` under Accelerate: collects every
             process's predictions and drops the samples added to even out the last batch.
+        predictions_out: a list to extend with every predicted class, in loader order
+            (what the check battery compares with its own forward of each example).
 
     Returns:
         ``{"accuracy": float, "f1": float}``.
@@ -56,6 +59,8 @@ def evaluate_model(
         if gather is not None:
             predictions, references = gather((predictions, references))
         metric.add_batch(predictions=predictions.cpu(), references=references.cpu())
+        if predictions_out is not None:
+            predictions_out.extend(predictions.cpu().tolist())
     model.train(was_training)
     return {k: float(v) for k, v in metric.compute().items()}
 

@@ -67,25 +67,14 @@ def run_training(cfg: TrainConfig) -> dict:
     checkpoint = resolve_checkpoint(cfg.model)
     tokenizer = load_tokenizer(checkpoint)
     tokenized = tokenize_dataset(raw, tokenizer, max_length_for(tokenizer, requested=cfg.max_length))
-    # 3. collate and batch
+    # 3. collate (the batches themselves are cut inside fit, from the seed)
     collator = make_collator(tokenizer, cfg.pad_to_multiple_of)
-    lengths = token_lengths(tokenized["train"]) if cfg.group_by_length else None
-    train_loader = make_train_loader(tokenized["train"], collator, cfg.batch_size, cfg.seed, lengths, cfg.num_workers)
-    eval_loader = make_eval_loader(tokenized["validation"], collator, cfg.eval_batch_size, cfg.num_workers)
     # 4. model (the head's initialisation draws from the seed)
     set_seed(cfg.seed)
     model = load_model(checkpoint, raw["train"].features["label"].names)
-    # 5. optimizer (the schedule is sized inside each loop, from the loader it really iterates)
-    optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
-    # 6. loop, with 7. the metric after each epoch
-    metric = load_metric()
+    # 5-7. loaders, optimizer, loop with the metric after each epoch
     checkpointer = Checkpointer(out, cfg.checkpoint_every, cfg.to_dict(), cfg.resume) if (cfg.checkpoint_every or cfg.resume) else None
-    if cfg.loop == "manual":
-        result = train_manual(model, optimizer, train_loader, eval_loader, cfg, metric, checkpointer)
-    elif cfg.loop == "accelerate":
-        result = train_accelerate(model, optimizer, train_loader, eval_loader, cfg, metric, checkpointer=checkpointer)
-    else:
-        result = train_trainer(model, tokenizer, tokenized, collator, cfg, metric)
+    result = fit(model, tokenizer, tokenized["train"], tokenized["validation"], collator, cfg, checkpointer)
     # 8. report
     report = build_report(cfg.to_dict(), checkpoint, device.type, result)
     if not result.main_process:
@@ -98,6 +87,37 @@ def run_training(cfg: TrainConfig) -> dict:
     if checkpointer:
         checkpointer.clear()  # the results are on disk: the checkpoints have done their job
     return report
+
+
+def fit(model, tokenizer, train_dataset, eval_dataset, collator, cfg: TrainConfig, checkpointer=None, metric=None):
+    """Train a built model with the loop ``cfg.loop`` names: batches, optimizer, loop, metric.
+
+    The part of :func:`run_training` that the check battery's adapters for our own loops call
+    too (:mod:`mrpc_check.checks.adapters`), so the battery verifies the code the CLI runs.
+
+    Args:
+        model: a sequence classifier.
+        tokenizer: its tokenizer (Trainer saves it with its checkpoints).
+        train_dataset, eval_dataset: tokenized splits (``labels`` column, torch format).
+        collator: the padding collator.
+        cfg: the recipe.
+        checkpointer: a :class:`Checkpointer` for the manual and Accelerate loops, or None.
+        metric: an ``evaluate`` module; the bundled MRPC metric when None.
+
+    Returns:
+        The loop's :class:`mrpc_check.steplog.TrainResult`.
+    """
+    lengths = token_lengths(train_dataset) if cfg.group_by_length else None
+    train_loader = make_train_loader(train_dataset, collator, cfg.batch_size, cfg.seed, lengths, cfg.num_workers)
+    eval_loader = make_eval_loader(eval_dataset, collator, cfg.eval_batch_size, cfg.num_workers)
+    # The schedule is sized inside each loop, from the loader it really iterates.
+    optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
+    metric = metric or load_metric()
+    if cfg.loop == "manual":
+        return train_manual(model, optimizer, train_loader, eval_loader, cfg, metric, checkpointer)
+    if cfg.loop == "accelerate":
+        return train_accelerate(model, optimizer, train_loader, eval_loader, cfg, metric, checkpointer=checkpointer)
+    return train_trainer(model, tokenizer, {"train": train_dataset, "validation": eval_dataset}, collator, cfg, metric)
 
 
 def run_evaluation(model: str, data: str, split: str = "validation", batch_size: int = 32, device: str = "auto") -> dict:

@@ -22,7 +22,7 @@ from mrpc_check.checkpoint import Progress
 from mrpc_check.config import TrainConfig
 from mrpc_check.evaluation import evaluate_model
 from mrpc_check.model import autocast_dtype, build_scheduler, resolve_device
-from mrpc_check.train import StepLog, TrainResult, check_finite
+from mrpc_check.steplog import StepLog, TrainResult, check_finite
 
 
 def make_accelerator(cfg: TrainConfig):
@@ -106,8 +106,9 @@ def train_accelerate(
                 checkpointer.after_step(bare, optimizer, scheduler, steps, lambda: Progress(epoch, i + 1, steps, log.state()))
         log.pause()
         # [accelerate] gather_for_metrics: every example once, across processes, padding samples dropped.
-        metrics = evaluate_model(model, eval_loader, metric, gather=accelerator.gather_for_metrics)
-        log.epoch_end(epoch, metrics, print_fn=accelerator.print)
+        predictions: list[int] = []
+        metrics = evaluate_model(model, eval_loader, metric, gather=accelerator.gather_for_metrics, predictions_out=predictions)
+        log.epoch_end(epoch, metrics, print_fn=accelerator.print, predictions=predictions)
         if checkpointer:
             checkpointer.after_epoch(bare, optimizer, scheduler, lambda: Progress(epoch + 1, 0, log.result.optimizer_steps, log.state()))
     result = log.close(final_lr=scheduler.get_last_lr()[0])

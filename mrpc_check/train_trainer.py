@@ -17,7 +17,7 @@ from mrpc_check.compat import trainer_processing_kwargs, training_args_kwargs
 from mrpc_check.config import TrainConfig
 from mrpc_check.evaluation import load_metric
 from mrpc_check.model import autocast_dtype, resolve_device
-from mrpc_check.train import TrainResult
+from mrpc_check.steplog import TrainResult
 
 
 def _fused_adamw() -> bool:
@@ -47,13 +47,44 @@ class CountingCollator:
         return batch
 
 
+def example_mean_trainer(trainer_class):
+    """``trainer_class`` with its loss weighted per example across an accumulated group.
+
+    Trainer's default divides each micro-batch's *mean* loss by the accumulation steps, which
+    over-weights the examples of a short last micro-batch: that step's gradient is then not the
+    big batch's. Told that the model "accepts loss kwargs", Trainer counts the group's labels
+    (``num_items_in_batch``, over all processes under DDP) and leaves the scaling to the loss;
+    here the model's own mean loss is weighted by ``batch / group`` examples, so the step equals
+    one batch of the whole group, as the manual loop's size weights do. The model still
+    receives the labels and returns its loss (what the check battery observes).
+    """
+
+    class ExampleMeanTrainer(trainer_class):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.model_accepts_loss_kwargs = True  # makes Trainer count num_items_in_batch, not divide by steps
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            outputs = model(**inputs)  # labels included: the model's mean cross-entropy
+            loss = outputs["loss"] if isinstance(outputs, dict) else outputs[0]
+            if num_items_in_batch is not None:
+                loss = loss * inputs["labels"].numel() / num_items_in_batch
+                if getattr(self.args, "average_tokens_across_devices", False) and self.args.world_size > 1:
+                    loss = loss * self.args.world_size  # the count is global; DDP averages the gradients
+            return (loss, outputs) if return_outputs else loss
+
+    ExampleMeanTrainer.__name__ = ExampleMeanTrainer.__qualname__ = f"ExampleMean{trainer_class.__name__}"
+    return ExampleMeanTrainer
+
+
 def train_trainer(model, tokenizer, tokenized, collator, cfg: TrainConfig, metric=None) -> TrainResult:
     """Fine-tune with ``transformers.Trainer`` and report in the loops' terms.
 
     Args:
         model: a sequence classifier.
         tokenizer: its tokenizer (saved with checkpoints by Trainer).
-        tokenized: ``DatasetDict`` from :func:`mrpc_check.tokenize.tokenize_dataset`.
+        tokenized: ``DatasetDict`` from :func:`mrpc_check.tokenize.tokenize_dataset` (or any
+            mapping with ``train`` and ``validation`` datasets).
         collator: the padding collator.
         cfg: the recipe.
         metric: an ``evaluate`` module; the bundled MRPC metric when None.
@@ -77,8 +108,11 @@ def train_trainer(model, tokenizer, tokenized, collator, cfg: TrainConfig, metri
         def on_epoch_end(self, args, state, control, **kwargs):
             counting.counting = False
 
+    last_predictions: list[int] = []
+
     def compute_metrics(prediction):
         logits, labels = prediction.predictions, prediction.label_ids
+        last_predictions[:] = logits.argmax(-1).tolist()
         return metric.compute(predictions=logits.argmax(-1), references=labels)
 
     args = TrainingArguments(
@@ -108,7 +142,7 @@ def train_trainer(model, tokenizer, tokenized, collator, cfg: TrainConfig, metri
             dataloader_num_workers=cfg.num_workers,
         )
     )
-    trainer = Trainer(
+    trainer = example_mean_trainer(Trainer)(
         model=model,
         args=args,
         train_dataset=tokenized["train"],
@@ -137,6 +171,7 @@ def train_trainer(model, tokenizer, tokenized, collator, cfg: TrainConfig, metri
     result.padded_tokens = counting.padded_tokens
     result.optimizer_steps = trainer.state.global_step
     result.final_lr = trainer.lr_scheduler.get_last_lr()[0]
+    result.eval_predictions = list(last_predictions)
     for epoch, metrics in enumerate(result.epochs):
         print(f"epoch {epoch + 1}: validation accuracy {metrics['accuracy']:.4f}  f1 {metrics['f1']:.4f}")
     return result

@@ -1,0 +1,331 @@
+"""A plain PyTorch loop written as a user would (correct), and its broken twins.
+
+:class:`PlainLoop` is the worked example of a user's own loop under the battery: the
+walkthrough's loop with evaluation after every epoch, gradient accumulation weighted by
+micro-batch size, clipping, warmup, mixed precision and resumable checkpoints. Each class
+below it changes one method to plant one classic fine-tuning bug; ``CATALOGUE`` maps each to
+the check aimed at it. ``tests/checks/test_broken.py`` asserts that every twin fails that
+check with a message naming the bug, and README's calibration table is printed from it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader
+from torch.utils.data.distributed import DistributedSampler
+
+from mrpc_check.checks.contract import LoopOutput, Recipe
+
+
+def _groups(iterable, size: int):
+    """Consecutive lists of ``size`` items (the last may be shorter): one optimizer step each."""
+    group = []
+    for item in iterable:
+        group.append(item)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+class PlainLoop:
+    """A correct plain PyTorch loop: the battery's worked example of a user's own loop."""
+
+    resumable = True
+
+    @property
+    def __name__(self) -> str:  # what the battery prints as the loop's name
+        return type(self).__name__
+
+    def __call__(self, model, train_dataset, eval_dataset, collator, recipe: Recipe) -> LoopOutput:
+        from transformers import get_scheduler
+
+        self.seed_everything(recipe.seed)
+        device = torch.device(recipe.device)
+        model.to(device)
+        sampler = self.make_sampler(train_dataset, recipe)
+        loader = DataLoader(train_dataset, batch_size=recipe.batch_size, sampler=sampler, collate_fn=collator)
+        eval_loader = DataLoader(self.eval_split(train_dataset, eval_dataset), batch_size=recipe.eval_batch_size, collate_fn=collator)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        total = math.ceil(len(loader) / recipe.grad_accum) * recipe.epochs
+        warmup = recipe.warmup_steps or math.ceil(total * recipe.warmup_ratio)
+        scheduler = get_scheduler(recipe.scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=total)
+        amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(recipe.mixed_precision)
+        scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
+        start = self.restore(recipe, model, optimizer, scheduler)
+        predictions, metrics = [], {}
+
+        model.train()
+        for epoch in range(start["epoch"], recipe.epochs):
+            self.set_epoch(sampler, epoch)
+            self.start_epoch(model, optimizer)
+            skip = self.batches_to_skip(start, recipe) if epoch == start["epoch"] else 0
+            batches = (b for i, b in enumerate(loader) if i >= skip)
+            for step_in_epoch, group in enumerate(_groups(batches, recipe.grad_accum)):
+                total_examples = sum(len(b["labels"]) for b in group)
+                for batch in group:
+                    batch = self.model_inputs({k: v.to(device) for k, v in batch.items()})
+                    with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+                        loss = model(**batch).loss
+                    loss = self.scale_loss(loss, len(batch["labels"]), total_examples, recipe.grad_accum)
+                    (scaler.scale(loss) if scaler else loss).backward()
+                    self.after_micro_batch(scheduler)
+                self.optimizer_step(model, optimizer, scheduler, scaler, recipe)
+                done = skip + (step_in_epoch + 1) * recipe.grad_accum
+                self.checkpoint(recipe, model, optimizer, scheduler, epoch, min(done, len(loader)))
+            predictions, metrics = self.evaluate(model, eval_loader, device, amp)
+            self.after_evaluation(model)
+        return LoopOutput(predictions=predictions, metrics=metrics)
+
+    # -- the pieces a broken twin changes -------------------------------------------------------
+    def seed_everything(self, seed: int) -> None:
+        torch.manual_seed(seed)
+
+    def make_sampler(self, train_dataset, recipe: Recipe):
+        # One replica: the same code runs unchanged under torch.distributed with num_replicas=world size.
+        return DistributedSampler(train_dataset, num_replicas=1, rank=0, shuffle=True, seed=recipe.seed)
+
+    def set_epoch(self, sampler, epoch: int) -> None:
+        sampler.set_epoch(epoch)  # without it every epoch replays epoch 0's order
+
+    def eval_split(self, train_dataset, eval_dataset):
+        return eval_dataset
+
+    def start_epoch(self, model, optimizer) -> None:
+        pass
+
+    def model_inputs(self, batch: dict) -> dict:
+        return batch
+
+    def scale_loss(self, loss, batch_examples: int, group_examples: int, accum: int):
+        # Weight by size: the group's summed gradient is the mean over its examples, short group included.
+        return loss * batch_examples / group_examples
+
+    def after_micro_batch(self, scheduler) -> None:
+        pass
+
+    def optimizer_step(self, model, optimizer, scheduler, scaler, recipe: Recipe) -> None:
+        if scaler:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+        if recipe.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
+        stepped = True
+        if scaler:
+            scale = scaler.get_scale()
+            scaler.step(optimizer)
+            scaler.update()
+            stepped = scaler.get_scale() >= scale  # the scale drops exactly when the step was skipped
+        else:
+            optimizer.step()
+        if stepped:
+            scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    @torch.no_grad()
+    def evaluate(self, model, eval_loader, device, amp):
+        from sklearn.metrics import accuracy_score, f1_score
+
+        model.eval()
+        predictions, references = [], []
+        for batch in eval_loader:
+            batch = self.model_inputs({k: v.to(device) for k, v in batch.items()})
+            with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+                logits = model(**batch).logits
+            predictions.extend(logits.argmax(-1).tolist())
+            references.extend(batch["labels"].tolist())
+        return predictions, {"accuracy": accuracy_score(references, predictions), "f1": f1_score(references, predictions)}
+
+    def after_evaluation(self, model) -> None:
+        model.train()  # evaluation switched to eval mode: the next epoch trains again
+
+    # -- resumable checkpoints (one file, after every optimizer step) ---------------------------
+    def batches_to_skip(self, start: dict, recipe: Recipe) -> int:
+        return start["batches"]
+
+    def checkpoint(self, recipe: Recipe, model, optimizer, scheduler, epoch: int, batches: int) -> None:
+        if not recipe.checkpoint_dir:
+            return
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                 "rng": torch.get_rng_state()}
+        tmp = os.path.join(recipe.checkpoint_dir, "plain.pt.tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, os.path.join(recipe.checkpoint_dir, "plain.pt"))
+        with open(os.path.join(recipe.checkpoint_dir, "plain.json"), "w") as fh:
+            json.dump({"epoch": epoch, "batches": batches, "steps": scheduler.last_epoch}, fh)
+
+    def restore(self, recipe: Recipe, model, optimizer, scheduler) -> dict:
+        start = {"epoch": 0, "batches": 0, "steps": 0}
+        if not (recipe.resume and recipe.checkpoint_dir):
+            return start
+        state = torch.load(os.path.join(recipe.checkpoint_dir, "plain.pt"), weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        with open(os.path.join(recipe.checkpoint_dir, "plain.json")) as fh:
+            start.update(json.load(fh))
+        return start
+
+
+# -- the broken twins, one classic bug each ----------------------------------------------------
+
+
+class SchedulerPerMicroBatch(PlainLoop):
+    """Steps the scheduler after every micro-batch: with accumulation the rate decays too fast."""
+
+    def after_micro_batch(self, scheduler) -> None:
+        scheduler.step()
+
+    def optimizer_step(self, model, optimizer, scheduler, scaler, recipe):
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+
+class LossNotScaledForAccumulation(PlainLoop):
+    """Backpropagates each micro-batch's mean loss as is: the step's gradient is accum times too big."""
+
+    def scale_loss(self, loss, batch_examples, group_examples, accum):
+        return loss
+
+
+class LossDividedByAccumSteps(PlainLoop):
+    """Divides by the accumulation steps: right for equal micro-batches, wrong for a short last one."""
+
+    def scale_loss(self, loss, batch_examples, group_examples, accum):
+        return loss / accum
+
+
+class ZeroGradOncePerEpoch(PlainLoop):
+    """Clears gradients at the start of each epoch only: every step carries the previous steps' gradients."""
+
+    def start_epoch(self, model, optimizer) -> None:
+        optimizer.zero_grad(set_to_none=True)
+
+    def optimizer_step(self, model, optimizer, scheduler, scaler, recipe):
+        if recipe.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+
+
+class NoTrainAfterEvaluation(PlainLoop):
+    """Never calls model.train() after evaluating: epochs after the first train in eval mode."""
+
+    def after_evaluation(self, model) -> None:
+        pass
+
+
+class NoEvalMode(PlainLoop):
+    """Evaluates without model.eval(): dropout stays on while predicting."""
+
+    @torch.no_grad()
+    def evaluate(self, model, eval_loader, device, amp):
+        model.eval = lambda: model  # what forgetting the call amounts to
+        try:
+            return super().evaluate(model, eval_loader, device, amp)
+        finally:
+            del model.eval
+
+
+class DropsAttentionMask(PlainLoop):
+    """Feeds input_ids without the attention mask: padding tokens are attended to."""
+
+    def model_inputs(self, batch):
+        return {k: v for k, v in batch.items() if k != "attention_mask"}
+
+
+class DropsTokenTypes(PlainLoop):
+    """Feeds no token_type_ids: both sentences get segment 0."""
+
+    def model_inputs(self, batch):
+        return {k: v for k, v in batch.items() if k != "token_type_ids"}
+
+
+class EvaluatesOnTrainSplit(PlainLoop):
+    """Evaluates on the training split: the validation figures measure memorisation."""
+
+    def eval_split(self, train_dataset, eval_dataset):
+        return train_dataset
+
+
+class TrainsOnEvaluationSplit(PlainLoop):
+    """Trains on the training and the evaluation split: the evaluation labels leak into the model."""
+
+    def __call__(self, model, train_dataset, eval_dataset, collator, recipe):
+        from datasets import concatenate_datasets
+
+        merged = concatenate_datasets([train_dataset.with_format(None), eval_dataset.with_format(None)])
+        merged.set_format("torch")
+        return super().__call__(model, merged, eval_dataset, collator, recipe)
+
+
+class SeedIgnored(PlainLoop):
+    """Seeds nothing from recipe.seed: runs with another seed see the same data order."""
+
+    def seed_everything(self, seed: int) -> None:
+        pass
+
+    def make_sampler(self, train_dataset, recipe):
+        return DistributedSampler(train_dataset, num_replicas=1, rank=0, shuffle=True, seed=0)
+
+
+class EpochNotSetOnSampler(PlainLoop):
+    """Never calls sampler.set_epoch: every epoch replays the first epoch's order."""
+
+    def set_epoch(self, sampler, epoch: int) -> None:
+        pass
+
+
+class ResumeSkipsOptimizerSteps(PlainLoop):
+    """On resume skips one batch per optimizer step done in the epoch: with accumulation, too few."""
+
+    def batches_to_skip(self, start, recipe):
+        return start["batches"] // recipe.grad_accum
+
+
+class ClipsBeforeUnscaling(PlainLoop):
+    """fp16: clips the scaled gradients, then unscales: the applied gradient is far below the clip."""
+
+    def optimizer_step(self, model, optimizer, scheduler, scaler, recipe):
+        if recipe.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
+        if scaler:
+            scaler.step(optimizer)  # unscales after the clip
+            scaler.update()
+        else:
+            optimizer.step()
+        scheduler.step()  # and advances the schedule even when the scaler skipped the step
+        optimizer.zero_grad(set_to_none=True)
+
+
+@dataclass(frozen=True)
+class Entry:
+    loop: type  # the broken twin
+    check: str  # the check aimed at it
+    bug: str  # the bug, as README's calibration table names it
+
+
+CATALOGUE = (
+    Entry(SchedulerPerMicroBatch, "schedule", "scheduler stepped per micro-batch"),
+    Entry(LossNotScaledForAccumulation, "accumulation", "loss not scaled for accumulation"),
+    Entry(LossDividedByAccumSteps, "accumulation", "short last micro-batch over-weighted (loss / accum)"),
+    Entry(ZeroGradOncePerEpoch, "gradients_cleared", "zero_grad misplaced (once per epoch)"),
+    Entry(NoTrainAfterEvaluation, "modes", "no model.train() after evaluation"),
+    Entry(NoEvalMode, "modes", "no model.eval() for evaluation"),
+    Entry(DropsAttentionMask, "inputs", "attention mask dropped"),
+    Entry(DropsTokenTypes, "inputs", "token types dropped"),
+    Entry(EvaluatesOnTrainSplit, "evaluation", "evaluating on the train split"),
+    Entry(TrainsOnEvaluationSplit, "label_control", "evaluation split trained on (label leak)"),
+    Entry(SeedIgnored, "seed", "seed ignored"),
+    Entry(EpochNotSetOnSampler, "seed", "epoch not set on the sampler"),
+    Entry(ResumeSkipsOptimizerSteps, "resume", "resume skipping the wrong batches"),
+    Entry(ClipsBeforeUnscaling, "mixed_precision", "clipping before unscaling (fp16)"),
+)
+
+plain_loop = PlainLoop()  # `mrpc-check verify --loop example`

@@ -1,0 +1,274 @@
+"""The battery's bench: tiny data and models, runs of an adapter under observation, shared by checks.
+
+A :class:`Battery` holds one adapter and one architecture. ``battery.run(name, recipe, ...)``
+trains a fresh model through the adapter while an :class:`~mrpc_check.checks.observe.Observer`
+watches, and caches the result under ``name`` so that several checks read one run.
+
+The data are MRPC-shaped synthetic pairs chosen so that every boundary case is present at the
+base recipe (batch 4, accumulation 2): 22 training rows make micro-batches [4, 4, 4, 4, 4, 2],
+so each epoch's last optimizer step has an uneven micro-batch; 10 evaluation rows make an
+evaluation batch of 2 at the end. Models are built with dropout 0 so that a gradient can be
+recomputed outside the loop and compared.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import random
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import torch
+
+from mrpc_check.checks.contract import Adapter, AdapterError, LoopOutput, Recipe, adapter_name, normalise_output
+from mrpc_check.checks.observe import Observation, Observer, RowIndex
+
+N_TRAIN = 22  # batch 4 -> [4, 4, 4, 4, 4, 2]: an uneven last micro-batch in every epoch
+N_EVAL = 30  # eval batch 4 -> [4] * 7 + [2]: an uneven last batch; enough rows for the label control
+MAX_LENGTH = 40
+
+# The recipe every run starts from. Warmup of 2 of the 6 optimizer steps puts each phase of
+# the linear schedule (0 at step 1, peak at step 3, decay to exactly 0) inside the run.
+BASE = Recipe(epochs=2, batch_size=4, eval_batch_size=4, grad_accum=2, lr=1e-3, warmup_steps=2, seed=1)
+
+
+@dataclass
+class Arch:
+    """A tiny model family: its tokenizer and a factory of freshly initialised models (no dropout)."""
+
+    name: str
+    tokenizer: Any
+    make_model: Callable[[int], torch.nn.Module]  # seed -> model, identical for identical seeds
+
+
+def bert_arch(tokenizer=None) -> Arch:
+    """Tiny BERT (2 layers, width 32) over the real bert-base-uncased WordPiece vocabulary."""
+    from mrpc_check.model import load_tokenizer, resolve_checkpoint
+    from mrpc_check.testing import make_tiny_model
+
+    tokenizer = tokenizer or load_tokenizer(resolve_checkpoint("minilm"))
+
+    def make(seed: int = 0):
+        return make_tiny_model(len(tokenizer), seed=seed, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+    return Arch("bert", tokenizer, make)
+
+
+@dataclass
+class Run:
+    """One observed run of the adapter."""
+
+    name: str
+    recipe: Recipe
+    observation: Observation
+    output: Optional[LoopOutput]  # None when the adapter raised
+    model: torch.nn.Module  # the model after training (trained in place)
+    initial: dict  # parameter name -> initial weights
+    train_labels: list  # the labels the loop was given (permuted in the label-control run)
+    error: Optional[BaseException] = None
+    extra: dict = field(default_factory=dict)
+
+
+class Interrupted(BaseException):
+    """Raised from the optimizer hook to stand in for a kill (BaseException: loops must not catch it)."""
+
+
+def make_data(tokenizer, seed: int = 0):
+    """Tokenized synthetic MRPC: N_TRAIN training and N_EVAL evaluation rows, all distinct."""
+    from mrpc_check.testing import synthetic_mrpc
+    from mrpc_check.tokenize import tokenize_dataset
+
+    for attempt in range(20):
+        data = tokenize_dataset(synthetic_mrpc(N_TRAIN, N_EVAL, seed=seed + attempt), tokenizer, max_length=MAX_LENGTH)
+        ids = [tuple(x) for split in data.values() for x in split.with_format(None)["input_ids"]]
+        if len(set(ids)) == len(ids):
+            return data
+    raise RuntimeError("could not draw distinct synthetic pairs")  # pragma: no cover - 20 draws never all collide
+
+
+class Battery:
+    """One adapter, one architecture, and the runs its checks share.
+
+    Args:
+        adapter: the loop under test (see :mod:`mrpc_check.checks.contract`).
+        arch: the tiny model family (tiny BERT over the real vocabulary by default).
+        base: the recipe every run varies.
+    """
+
+    def __init__(self, adapter: Adapter, arch: Optional[Arch] = None, base: Recipe = BASE) -> None:
+        from mrpc_check.batching import make_collator
+
+        self.adapter = adapter
+        self.name = adapter_name(adapter)
+        self.arch = arch or bert_arch()
+        self.base = base
+        self.data = make_data(self.arch.tokenizer)
+        pad = self.arch.tokenizer.pad_token_id
+        self.rows = RowIndex({"train": self.data["train"], "validation": self.data["validation"]}, pad if pad is not None else 0)
+        self.collator = make_collator(self.arch.tokenizer)
+        self.train_labels = self.data["train"].with_format(None)["labels"]
+        self.eval_labels = self.data["validation"].with_format(None)["labels"]
+        self.has_token_types = "token_type_ids" in self.data["train"].column_names
+        self._runs: dict[str, Run] = {}
+        self._tmp = tempfile.mkdtemp(prefix="mrpc-battery-")
+
+    @property
+    def resumable(self) -> bool:
+        return bool(getattr(self.adapter, "resumable", False))
+
+    def close(self) -> None:
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def workdir(self, name: str) -> str:
+        path = os.path.join(self._tmp, name)
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def run(
+        self,
+        name: str,
+        recipe: Optional[Recipe] = None,
+        *,
+        collator=None,
+        train_labels: Optional[list] = None,
+        capture: tuple = (),
+        interrupt_after: Optional[int] = None,
+        model_seed: int = 0,
+        start_model: Optional[torch.nn.Module] = None,
+        poison_first_backward: bool = False,
+    ) -> Run:
+        """Train a fresh model through the adapter under observation; cached under ``name``.
+
+        Args:
+            name: cache key: a second call with the same name returns the first run.
+            recipe: the recipe (the base one when None).
+            collator: another collator (padding invariance), else the default dynamic padding.
+            train_labels: replace the training labels (label control).
+            capture: optimizer steps whose gradients and starting weights are copied.
+            interrupt_after: stop the run when optimizer step ``k + 1`` is about to happen.
+            model_seed: initialisation of the fresh model.
+            start_model: train this model instead of a fresh one (a resumed run).
+            poison_first_backward: make the first backward's gradients infinite (fp16 skip test).
+
+        Raises:
+            AdapterError: the adapter returned something that is not predictions.
+        """
+        if name in self._runs:
+            return self._runs[name]
+        recipe = recipe or self.base
+        train = self.data["train"]
+        labels = list(self.train_labels)
+        if train_labels is not None:
+            train = train.remove_columns("labels").add_column("labels", list(train_labels))
+            train.set_format("torch")
+            labels = list(train_labels)
+        model = start_model if start_model is not None else self.arch.make_model(model_seed)
+        model.eval()  # from_pretrained hands over a model in eval mode: a loop must switch to train itself
+        initial = {n: p.detach().clone() for n, p in model.named_parameters()}
+        # A loop that ignores recipe.seed inherits whatever the global generators hold: make that
+        # different on every run, so "same seed, same result" cannot pass by accident.
+        ambient = random.SystemRandom().randrange(2**31)
+        torch.manual_seed(ambient)
+        random.seed(ambient)
+        observer = Observer(model, self.rows, capture=capture)
+        hook = None
+        if interrupt_after is not None:
+            from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+            taken = {"n": 0}
+
+            def stop(optimizer, args, kwargs):
+                if isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer):
+                    return  # a wrapper: its inner optimizer reports the same step
+                taken["n"] += 1
+                if taken["n"] > interrupt_after:
+                    raise Interrupted(f"interrupted before optimizer step {interrupt_after + 1}")
+
+            hook = register_optimizer_step_pre_hook(stop)
+        if poison_first_backward:
+            param = [p for p in model.parameters() if p.requires_grad][-1]
+            calls = {"n": 0}
+
+            def overflow(grad):
+                calls["n"] += 1
+                return grad * float("inf") if calls["n"] == 1 else grad
+
+            param.register_hook(overflow)
+        output, error = None, None
+        try:
+            with observer, _quiet():
+                value = self.adapter(model, train, self.data["validation"], collator or self.collator, recipe)
+            output = normalise_output(value, len(self.eval_labels), self.name)
+        except AdapterError:
+            raise
+        except Interrupted as exc:
+            error = exc
+        except Exception as exc:  # the loop itself failed: a verdict, not a crash of the battery
+            error = exc
+        finally:
+            if hook is not None:
+                hook.remove()
+            _reset_accelerate()
+        run = Run(name, recipe, observer.observation, output, model, initial, labels, error)
+        self._runs[name] = run
+        return run
+
+    # -- oracles computed outside the loop ------------------------------------------------------
+    def reference_gradient(self, weights: dict, rows: list, labels: list) -> dict:
+        """Gradient of the mean cross-entropy over ``rows`` at ``weights``, one unpadded example at a time."""
+        model = self.arch.make_model(0)
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if name in weights:  # frozen parameters are not in the optimizer, so not captured
+                    param.copy_(weights[name])
+        model.eval()  # dropout is 0 anyway; eval makes that explicit
+        model.zero_grad(set_to_none=True)
+        for split, index in rows:
+            inputs = self.single(split, index)
+            logits = model(**inputs).logits  # (1, num_labels)
+            loss = torch.nn.functional.cross_entropy(logits, torch.tensor([labels[index]])) / len(rows)
+            loss.backward()
+        return {n: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)) for n, p in model.named_parameters()}
+
+    def single(self, split: str, index: int, device=None) -> dict:
+        """One example as a batch of one, no padding (so no mask can matter)."""
+        row = self.data[split].with_format(None)[index]
+        keys = ["input_ids", "token_type_ids"] if self.has_token_types else ["input_ids"]
+        inputs = {k: torch.tensor([row[k]], device=device) for k in keys}
+        inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
+        return inputs
+
+    @torch.no_grad()
+    def reference_predictions(self, model: torch.nn.Module) -> list:
+        """The trained model's class for each evaluation example, computed here, one at a time."""
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        predictions = []
+        for i in range(len(self.eval_labels)):
+            logits = model(**self.single("validation", i, device)).logits.float()
+            predictions.append(int(logits.argmax(-1)))
+        model.train(was_training)
+        return predictions
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Keep the loops' progress bars and per-epoch prints out of the battery's table."""
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        yield
+
+
+def _reset_accelerate() -> None:
+    # Accelerate keeps process-wide singletons; the next run must start from its own arguments.
+    try:
+        from mrpc_check.testing import reset_accelerate
+
+        reset_accelerate()
+    except Exception:  # accelerate missing or too old: nothing to reset
+        pass

@@ -1,0 +1,79 @@
+"""Checks 1-2: what every forward receives, and the mode it runs in (observed by forward hooks).
+
+Bugs caught: attention mask or token types dropped, labels not passed, an altered mask;
+no ``model.train()`` after an evaluation, no ``model.eval()`` for evaluation.
+Oracle: observation of each forward call from outside the loop.
+"""
+
+from __future__ import annotations
+
+from mrpc_check.checks.harness import N_TRAIN
+from mrpc_check.checks.verdict import check, crashed, fail, ok
+
+
+def _epoch_of(run, index: int) -> int:
+    """1-based training epoch of training forward ``index``, by the rows seen before it."""
+    seen = sum(len(f.rows) for f in run.observation.train_forwards()[:index])
+    return seen // N_TRAIN + 1
+
+
+@check("inputs", oracle="forward hooks: the keyword inputs of every forward")
+def check_inputs(battery):
+    """Every forward receives attention_mask (and token_type_ids where the model has them); training forwards get labels."""
+    run = battery.run("base", capture=(1, 2, 3))
+    if (v := crashed("inputs", run)) is not None:
+        return v
+    forwards = run.observation.forwards
+    if not forwards:
+        return fail("inputs", "no forward call observed", "the model handed to the adapter was never called",
+                    "train the model object the adapter receives (not a copy or a freshly loaded one)")
+    for i, f in enumerate(forwards):
+        kind = "training" if f.grad_enabled else "evaluation"
+        if "attention_mask" not in f.keys:
+            return fail("inputs", f"{kind} forward {i + 1} of {len(forwards)} had no attention_mask",
+                        "attention mask dropped: padding tokens are attended to",
+                        "pass the collator's attention_mask to the model: model(**batch)")
+        if battery.has_token_types and "token_type_ids" not in f.keys:
+            return fail("inputs", f"{kind} forward {i + 1} of {len(forwards)} had no token_type_ids",
+                        "token types dropped: both sentences of the pair get segment 0",
+                        "pass the tokenizer's token_type_ids to the model: model(**batch)")
+        if f.grad_enabled and "labels" not in f.keys:
+            return fail("inputs", f"training forward {i + 1} had no labels",
+                        "labels not passed: the model returns no loss of its own",
+                        "keep the collator's labels in the batch given to the model")
+        if not f.mask_ok:
+            return fail("inputs", f"{kind} forward {i + 1}: attention_mask does not mark exactly the real tokens",
+                        "attention mask altered", "pass the collator's attention_mask unchanged")
+        if any(r is None for r in f.rows):
+            return fail("inputs", f"{kind} forward {i + 1}: a row matches no dataset example",
+                        "input_ids altered between dataset and model", "feed the collator's input_ids unchanged")
+    n_train = len(run.observation.train_forwards())
+    return ok("inputs", f"{n_train} training and {len(forwards) - n_train} evaluation forwards: all with attention_mask"
+              + (", token_type_ids" if battery.has_token_types else "") + "; training ones with labels")
+
+
+@check("modes", oracle="forward hooks: module.training at every forward")
+def check_modes(battery):
+    """Training forwards run in train mode in every epoch, also after an evaluation; evaluation forwards in eval mode."""
+    run = battery.run("base", capture=(1, 2, 3))
+    if (v := crashed("modes", run)) is not None:
+        return v
+    train = run.observation.train_forwards()
+    for i, f in enumerate(train):
+        if not f.training:
+            epoch = _epoch_of(run, i)
+            after_eval = any(not g.grad_enabled for g in run.observation.forwards[: run.observation.forwards.index(f)])
+            return fail("modes", f"training forward {i + 1} (epoch {epoch}) ran in eval mode"
+                        + (" after an evaluation" if after_eval else ""),
+                        "no model.train() after evaluation" if after_eval else "model never switched to train mode",
+                        "call model.train() at the start of every epoch: evaluation leaves the model in eval mode")
+    evals = run.observation.eval_forwards()
+    for i, f in enumerate(evals):
+        if f.training:
+            return fail("modes", f"evaluation forward {i + 1} of {len(evals)} ran in train mode",
+                        "no model.eval() for evaluation: dropout stays on while predicting",
+                        "call model.eval() before evaluating, model.train() after")
+    between = sum(1 for i, f in enumerate(run.observation.forwards)
+                  if not f.grad_enabled and any(g.grad_enabled for g in run.observation.forwards[i:]))
+    return ok("modes", f"{len(train)} training forwards in train mode, {len(evals)} evaluation forwards in eval mode "
+              f"({between} of them between training epochs)")

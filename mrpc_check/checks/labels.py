@@ -1,0 +1,81 @@
+"""Check 9: label control. Trained on permuted labels, a loop must score at chance on validation.
+
+The training labels are permuted (the permutation least correlated with the true labels, of
+50 seeded draws), and the loop trains long enough to memorise them. Two observations follow:
+the trained model fits its permuted training labels (the battery's own forward: proof the run
+learned, so the control is informative), and its validation predictions agree with the true
+validation labels no more than independence allows (z <= 3 against the agreement expected
+from the two label rates). A leak of validation labels into training, or of the answer into
+the inputs, shows as agreement far above that.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+from mrpc_check.checks.verdict import check, crashed, fail, ok
+
+Z_MAX = 3.0
+MIN_FIT = 0.9  # the permuted training labels the model must reproduce before chance means anything
+
+
+def permuted_labels(labels: list, seed: int = 0) -> list:
+    """A permutation of ``labels`` nearly uncorrelated with them (chance correlation would teach real signal)."""
+    rng = random.Random(seed)
+    best, best_corr = list(labels), float("inf")
+    for _ in range(50):
+        perm = list(labels)
+        rng.shuffle(perm)
+        agree = sum(a == b for a, b in zip(perm, labels)) / len(labels)
+        p = sum(labels) / len(labels)
+        expected = p * p + (1 - p) * (1 - p)
+        if abs(agree - expected) < best_corr:
+            best, best_corr = perm, abs(agree - expected)
+    return best
+
+
+def chance_z(predictions: list, truth: list) -> tuple[float, float, float]:
+    """(accuracy, accuracy expected under independence, z) of ``predictions`` against ``truth``."""
+    n = len(truth)
+    accuracy = sum(int(a == b) for a, b in zip(predictions, truth)) / n
+    p, q = sum(predictions) / n, sum(truth) / n
+    expected = p * q + (1 - p) * (1 - q)
+    sd = math.sqrt(max(expected * (1 - expected), 1e-12) / n)
+    return accuracy, expected, (accuracy - expected) / sd
+
+
+def control_recipe(battery):
+    # Long enough at a high enough rate for the tiny model to memorise 22 arbitrary labels.
+    return battery.base.replace(epochs=12, lr=5e-3, warmup_steps=0, grad_accum=1)
+
+
+@check("label_control", oracle="metamorphic: permuted training labels must give chance-level validation agreement")
+def check_label_control(battery):
+    """Trained on permuted labels, validation agreement falls to chance (catches label leaks, training on validation rows)."""
+    import torch
+
+    labels = permuted_labels(list(battery.train_labels), seed=battery.base.seed)
+    run = battery.run("permuted", control_recipe(battery), train_labels=labels)
+    if (v := crashed("label_control", run)) is not None:
+        return v
+    model = run.model
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        fitted = [int(model(**battery.single("train", i, device)).logits.argmax(-1)) for i in range(len(labels))]
+    fit = sum(a == b for a, b in zip(fitted, labels)) / len(labels)
+    predictions = run.output.predictions
+    if len(predictions) != len(battery.eval_labels):
+        return fail("label_control", f"{len(predictions)} predictions for {len(battery.eval_labels)} validation rows",
+                    "predictions for another split", "return one prediction per eval_dataset example")
+    accuracy, expected, z = chance_z(predictions, list(battery.eval_labels))
+    figure = (f"fit of permuted training labels {fit:.2f}; validation accuracy {accuracy:.2f} against {expected:.2f} "
+              f"expected by chance, z = {z:.1f} (limit {Z_MAX:g})")
+    if z > Z_MAX:
+        return fail("label_control", figure, "validation labels reach the model: trained on the evaluation split, or a label leak",
+                    "train on train_dataset only, and build inputs from the sentences alone")
+    if fit < MIN_FIT:
+        return fail("label_control", figure, "the loop did not learn its training labels in 12 epochs at lr 5e-3 (nothing is learned)",
+                    "check that optimizer.step() runs with the recipe's lr on the model's parameters")
+    return ok("label_control", figure)

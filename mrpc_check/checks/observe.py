@@ -1,0 +1,199 @@
+"""Observation from outside the loop: forward hooks on the model, torch's global optimizer hooks.
+
+The battery never asks a loop what it did; it watches:
+
+* every forward pass of the model (``register_forward_pre_hook``/``register_forward_hook``
+  with kwargs): train or eval mode, whether autograd was on, which of ``attention_mask``,
+  ``token_type_ids`` and ``labels`` arrived, the batch's shape, which dataset rows it held
+  (recognised by their unpadded token ids), and the loss the model returned;
+* every optimizer step (``torch.optim.optimizer.register_optimizer_step_pre_hook``, global,
+  so it sees an optimizer whoever built it: the loop, Accelerate or Trainer): the learning
+  rate and weight decay of each group, the global gradient norm, and on request a copy of
+  the gradients and of the weights the step starts from.
+
+Hooks fire inside DDP and Accelerate wrappers too, since those call the wrapped module.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
+
+import torch
+
+INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids", "labels")
+
+
+@dataclass
+class ForwardRecord:
+    """One forward pass of the observed model."""
+
+    training: bool  # module.training when the forward ran
+    grad_enabled: bool  # torch.is_grad_enabled(): training forwards build a graph, evaluation ones should not
+    keys: frozenset  # which of INPUT_KEYS arrived (not None)
+    shape: tuple  # input_ids' shape: (batch, seq_len)
+    rows: list  # (split, index) of each row, or None for a row found in neither split
+    steps_before: int  # optimizer steps taken before this forward
+    loss: Optional[float]  # the loss the model returned (None without labels)
+    mask_ok: bool = True  # attention_mask marks exactly a prefix of real tokens, or is absent
+
+
+@dataclass
+class StepRecord:
+    """One optimizer step, seen just before it updates the weights."""
+
+    lrs: list  # learning rate of each param group, as the step uses it
+    weight_decays: list  # weight decay of each param group
+    grad_norm: float  # global L2 norm of the gradients the step applies
+    grads: Optional[dict] = None  # parameter name -> gradient copy (steps listed in capture)
+    weights: Optional[dict] = None  # parameter name -> weight copy before the step
+
+
+@dataclass
+class Observation:
+    """Everything one run showed."""
+
+    forwards: list = field(default_factory=list)
+    steps: list = field(default_factory=list)
+    final_lrs: list = field(default_factory=list)  # each group's lr after training (after the last scheduler step)
+    optimizers: int = 0  # distinct optimizers that stepped
+
+    def train_forwards(self) -> list:
+        return [f for f in self.forwards if f.grad_enabled]
+
+    def eval_forwards(self) -> list:
+        return [f for f in self.forwards if not f.grad_enabled]
+
+    def train_rows(self) -> list:
+        """Rows of every training forward, in the order the loop fed them."""
+        return [r for f in self.train_forwards() for r in f.rows]
+
+    def train_losses(self) -> list:
+        return [f.loss for f in self.train_forwards()]
+
+
+class RowIndex:
+    """Recognises dataset rows inside padded batches by their real token ids."""
+
+    def __init__(self, splits: dict, pad_token_id: int) -> None:
+        self.pad_token_id = pad_token_id
+        self.rows: dict[tuple, tuple] = {}
+        for split, dataset in splits.items():
+            for i, ids in enumerate(dataset.with_format(None)["input_ids"]):
+                self.rows.setdefault(tuple(ids), (split, i))  # the battery's data has no duplicate pairs
+
+    def identify(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor]) -> tuple[list, bool]:
+        """Rows of a batch, and whether the mask marked exactly a prefix of real tokens."""
+        ids = input_ids.detach().cpu()
+        found, mask_ok = [], True
+        if attention_mask is not None:
+            mask = attention_mask.detach().cpu().bool()
+            lengths = mask.sum(-1)
+            # A right-padded mask is 1 for the first `length` positions and 0 after.
+            prefix = torch.arange(mask.shape[-1]).unsqueeze(0) < lengths.unsqueeze(-1)
+            mask_ok = bool(torch.equal(mask, prefix))
+            for row, n in zip(ids, lengths.tolist()):
+                found.append(self.rows.get(tuple(row[:n].tolist())))
+        else:
+            for row in ids.tolist():
+                while row and row[-1] == self.pad_token_id:
+                    row.pop()
+                found.append(self.rows.get(tuple(row)))
+        return found, mask_ok
+
+
+class Observer:
+    """Context manager that records what ``model`` receives and what every optimizer step applies.
+
+    Args:
+        model: the model handed to the loop (hooks stay on it through DDP/Accelerate wrapping).
+        rows: a :class:`RowIndex` to name the rows of each batch, or None.
+        capture: 1-based optimizer steps whose gradients and starting weights are copied.
+    """
+
+    def __init__(self, model: torch.nn.Module, rows: Optional[RowIndex] = None, capture: Iterable[int] = ()) -> None:
+        self.model = model
+        self.rows = rows
+        self.capture = set(capture)
+        self.observation = Observation()
+        self._names = {id(p): n for n, p in model.named_parameters()}
+        self._signature = inspect.signature(model.forward)
+        self._handles: list = []
+        self._pending: Optional[ForwardRecord] = None
+        self._optimizers: dict[int, torch.optim.Optimizer] = {}
+
+    def __enter__(self) -> "Observer":
+        from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+        self._handles = [
+            self.model.register_forward_pre_hook(self._before_forward, with_kwargs=True),
+            self.model.register_forward_hook(self._after_forward, with_kwargs=True),
+            register_optimizer_step_pre_hook(self._before_step),
+        ]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        last = list(self._optimizers.values())[-1:] if self._optimizers else []
+        self.observation.final_lrs = [float(g["lr"]) for o in last for g in o.param_groups]
+        self.observation.optimizers = len(self._optimizers)
+
+    # -- forwards -------------------------------------------------------------------------
+    def _inputs(self, args, kwargs) -> dict:
+        try:
+            bound = self._signature.bind_partial(*args, **kwargs).arguments
+        except TypeError:
+            bound = dict(kwargs)
+        extra = bound.pop("kwargs", None)  # models whose forward takes **kwargs
+        if isinstance(extra, dict):
+            bound.update(extra)
+        return bound
+
+    def _before_forward(self, module, args, kwargs):
+        inputs = self._inputs(args, kwargs)
+        input_ids = inputs.get("input_ids")
+        present = frozenset(k for k in INPUT_KEYS if inputs.get(k) is not None)
+        rows, mask_ok = ([], True)
+        if self.rows is not None and isinstance(input_ids, torch.Tensor):
+            rows, mask_ok = self.rows.identify(input_ids, inputs.get("attention_mask"))
+        self._pending = ForwardRecord(
+            training=module.training,
+            grad_enabled=torch.is_grad_enabled(),
+            keys=present,
+            shape=tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else (),
+            rows=rows,
+            steps_before=len(self.observation.steps),
+            loss=None,
+            mask_ok=mask_ok,
+        )
+
+    def _after_forward(self, module, args, kwargs, output):
+        record, self._pending = self._pending, None
+        if record is None:
+            return
+        loss = output.get("loss") if isinstance(output, dict) else getattr(output, "loss", None)
+        if isinstance(loss, torch.Tensor) and loss.numel() == 1:
+            record.loss = float(loss.detach().float())
+        self.observation.forwards.append(record)
+
+    # -- optimizer steps ------------------------------------------------------------------
+    def _before_step(self, optimizer, args, kwargs):
+        if isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer):
+            return  # a wrapper (e.g. Accelerate's) whose inner optimizer reports the same step
+        self._optimizers[id(optimizer)] = optimizer
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        grads = [p.grad for p in params if p.grad is not None]
+        norm = float(torch.linalg.vector_norm(torch.stack([g.detach().float().norm() for g in grads]))) if grads else 0.0
+        record = StepRecord(
+            lrs=[float(g["lr"]) for g in optimizer.param_groups],
+            weight_decays=[float(g.get("weight_decay", 0.0)) for g in optimizer.param_groups],
+            grad_norm=norm,
+        )
+        if len(self.observation.steps) + 1 in self.capture:
+            named = [(self._names.get(id(p)), p) for p in params]
+            record.grads = {n: (p.grad.detach().float().cpu().clone() if p.grad is not None else None) for n, p in named if n}
+            record.weights = {n: p.detach().float().cpu().clone() for n, p in named if n}
+        self.observation.steps.append(record)

@@ -1,0 +1,60 @@
+"""Check 8: the seed decides the run, and every epoch is a fresh shuffle of every training row.
+
+Oracles: the sequence of training rows the model received (forward hooks) and its losses;
+the battery fills the global generators with a fresh random state before every run, so a
+loop that does not seed from ``recipe.seed`` cannot look deterministic by accident.
+
+Bugs caught: seed ignored, unseeded shuffling or dropout, ``set_epoch`` not called on the
+sampler (every epoch replays the first order), rows dropped or repeated within an epoch.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from mrpc_check.checks.harness import N_TRAIN
+from mrpc_check.checks.verdict import check, crashed, fail, ok
+
+TOL = 1e-6  # same seed: same losses to this, and bitwise-equal data order
+
+
+def epochs_of(rows: list, n: int = N_TRAIN) -> list:
+    return [rows[i : i + n] for i in range(0, len(rows), n)]
+
+
+@check("seed", oracle="training rows and losses observed across runs with the same and another seed")
+def check_seed(battery):
+    """Same seed: same data order, losses and weights; another seed: another order; each epoch a new shuffle of every row."""
+    base = battery.run("base", capture=(1, 2, 3))
+    same = battery.run("same_seed")
+    other = battery.run("other_seed", battery.base.replace(seed=battery.base.seed + 1))
+    for run in (base, same, other):
+        if (v := crashed("seed", run)) is not None:
+            return v
+    epochs = epochs_of(base.observation.train_rows())
+    for i, epoch in enumerate(epochs):
+        counts = Counter(epoch)
+        if len(epoch) != N_TRAIN or len(counts) != N_TRAIN or any(r is None or r[0] != "train" for r in counts):
+            return fail("seed", f"epoch {i + 1} fed {len(epoch)} rows, {len(counts)} distinct, of {N_TRAIN} training rows",
+                        "training rows dropped, repeated or foreign within an epoch",
+                        "iterate the whole training set once per epoch (no drop_last, no extra data)")
+    if len(epochs) > 1 and all(e == epochs[0] for e in epochs[1:]):
+        return fail("seed", f"all {len(epochs)} epochs fed the rows in the same order",
+                    "epoch not set on the sampler: every epoch replays the first shuffle",
+                    "call sampler.set_epoch(epoch) (or loader.set_epoch) at the start of every epoch")
+    a, b = base.observation.train_losses(), same.observation.train_losses()
+    if base.observation.train_rows() != same.observation.train_rows():
+        return fail("seed", "two runs with the same seed fed the rows in different orders",
+                    "data order not seeded from recipe.seed", "seed the sampler or generator of the training loader from the seed")
+    diff = max((abs(x - y) for x, y in zip(a, b) if x is not None and y is not None), default=0.0)
+    weights = max(float((p - q).abs().max()) for p, q in zip(base.model.parameters(), same.model.parameters()))
+    if len(a) != len(b) or diff > TOL or weights > TOL:
+        return fail("seed", f"same seed: loss difference {diff:.1e}, weight difference {weights:.1e}",
+                    "the run is not a function of the seed (unseeded dropout, initialisation or sampling)",
+                    "seed torch, numpy and random from recipe.seed at the start (transformers.set_seed)")
+    if other.observation.train_rows() == base.observation.train_rows():
+        return fail("seed", f"seeds {battery.base.seed} and {battery.base.seed + 1} fed the rows in the same order",
+                    "seed ignored: the data order does not depend on recipe.seed",
+                    "build the sampler/generator from recipe.seed, not a constant")
+    return ok("seed", f"same seed: same order, loss difference {diff:.1e}, weight difference {weights:.1e}; "
+              f"another seed: another order; {len(epochs)} epochs, each a new shuffle of all {N_TRAIN} rows")
