@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", choices=DEVICES, default="auto")
     e.add_argument("--output", default=None, help="also write the JSON to this file")
 
+    v = sub.add_parser("verify", help="run the check battery on a training loop; exit 1 when a check fails")
+    v.add_argument("--loop", required=True, metavar="MODULE:ADAPTER",
+                   help="the loop's adapter: package.module:adapter, file.py:adapter, or manual, accelerate, trainer, example")
+    v.add_argument("--checks", default=None, help="comma-separated subset of checks [all single-process ones]")
+    v.add_argument("--json", default=None, metavar="FILE", help="also write the verdicts to FILE as JSON")
+
     i = sub.add_parser("inspect", help="split sizes, label balance, one batch's shapes and loss")
     i.add_argument("--model", default=TrainConfig.model)
     i.add_argument("--data", default=None, help="MRPC source [$MRPC_DATA, else hub]")
@@ -97,6 +103,25 @@ def _config_from(args: argparse.Namespace) -> TrainConfig:
     return make_config(**values)
 
 
+def _verify(args: argparse.Namespace) -> int:
+    """The battery on one loop: a table on stdout, exit 1 when a check fails."""
+    from mrpc_check.checks import check_names, format_table, load_adapter, run_battery, to_json
+    from mrpc_check.errors import ConfigError
+    from mrpc_check.report import atomic_write_text
+
+    adapter = load_adapter(args.loop)  # AdapterError: one line, exit 2
+    names = [n.strip() for n in args.checks.split(",") if n.strip()] if args.checks else None
+    known = check_names(("fast", "gpu", "distributed"))
+    unknown = [n for n in names or [] if n not in known]
+    if unknown:
+        raise ConfigError(f"--checks: unknown {', '.join(unknown)}; pick from {', '.join(known)}")
+    verdicts = run_battery(adapter, checks=names)
+    print(format_table(args.loop, verdicts))
+    if args.json:
+        atomic_write_text(Path(args.json), to_json(args.loop, verdicts) + "\n")
+    return 1 if any(v.status == "fail" for v in verdicts) else 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from mrpc_check.pipeline import inspect_pipeline, run_evaluation, run_training
@@ -112,6 +137,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if args.output:
                 write_json(Path(args.output), metrics)
             print(json.dumps(metrics, indent=2))
+        elif args.command == "verify":
+            return _verify(args)
         else:
             print(json.dumps(inspect_pipeline(args.model, args.data or default_data_source(), args.batch_size, args.max_length), indent=2))
     except MrpcCheckError as exc:

@@ -6,7 +6,8 @@ gives any suite:
 * markers ``slow``, ``gpu`` (skipped with a reason where torch sees no CUDA) and ``distributed``;
 * options ``--mrpc-data``, ``--mrpc-model``, ``--mrpc-min-f1``, ``--mrpc-min-accuracy``, ``--mrpc-report``;
 * fixtures ``mrpc_data_source``, ``mrpc_raw``, ``mrpc_model``, ``mrpc_tokenizer``,
-  ``mrpc_min_f1``, ``mrpc_min_accuracy``, ``mrpc_record``, ``tiny_model_factory``.
+  ``mrpc_min_f1``, ``mrpc_min_accuracy``, ``mrpc_record``, ``tiny_model_factory``, and for the
+  check battery ``mrpc_loop`` (the adapter; override it in your conftest.py) and ``mrpc_battery``.
 
 Heavy imports (torch, transformers, datasets) happen inside hooks and fixtures,
 so loading the plugin costs nothing for suites that do not use it.
@@ -38,6 +39,8 @@ def pytest_addoption(parser):
     group.addoption("--mrpc-min-f1", type=float, default=DEFAULT_MIN_F1, help="validation F1 an acceptance run must reach [%(default)s]")
     group.addoption("--mrpc-min-accuracy", type=float, default=DEFAULT_MIN_ACCURACY, help="validation accuracy floor [%(default)s]")
     group.addoption("--mrpc-report", default=None, metavar="FILE", help="append each acceptance run's figures to FILE as JSON lines")
+    group.addoption("--mrpc-loop", default="manual", metavar="MODULE:ADAPTER",
+                    help="loop the check battery verifies: package.module:adapter, file.py:adapter, or manual/accelerate/trainer/example [%(default)s]")
 
 
 def pytest_configure(config):
@@ -135,3 +138,24 @@ def tiny_model_factory(mrpc_tokenizer):
         return make_tiny_model(len(mrpc_tokenizer), seed=seed, **overrides)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def mrpc_loop(pytestconfig):
+    """The adapter under test, from --mrpc-loop; define your own ``mrpc_loop`` fixture to pass one directly."""
+    from mrpc_check.checks.contract import AdapterError, load_adapter
+
+    try:
+        return load_adapter(pytestconfig.getoption("--mrpc-loop"))
+    except AdapterError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+@pytest.fixture(scope="session")
+def mrpc_battery(mrpc_loop, mrpc_tokenizer):
+    """A :class:`mrpc_check.checks.Battery` for ``mrpc_loop`` (tiny BERT, real vocabulary); runs are shared by checks."""
+    from mrpc_check.checks.harness import Battery, bert_arch
+
+    battery = Battery(mrpc_loop, bert_arch(mrpc_tokenizer))
+    yield battery
+    battery.close()

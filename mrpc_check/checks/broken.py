@@ -260,7 +260,8 @@ class TrainsOnEvaluationSplit(PlainLoop):
     def __call__(self, model, train_dataset, eval_dataset, collator, recipe):
         from datasets import concatenate_datasets
 
-        merged = concatenate_datasets([train_dataset.with_format(None), eval_dataset.with_format(None)])
+        train = train_dataset.with_format(None)
+        merged = concatenate_datasets([train, eval_dataset.with_format(None).cast(train.features)])
         merged.set_format("torch")
         return super().__call__(model, merged, eval_dataset, collator, recipe)
 
@@ -309,23 +310,40 @@ class Entry:
     loop: type  # the broken twin
     check: str  # the check aimed at it
     bug: str  # the bug, as README's calibration table names it
+    named: str  # what the check's failure message must say (it names the bug)
 
 
 CATALOGUE = (
-    Entry(SchedulerPerMicroBatch, "schedule", "scheduler stepped per micro-batch"),
-    Entry(LossNotScaledForAccumulation, "accumulation", "loss not scaled for accumulation"),
-    Entry(LossDividedByAccumSteps, "accumulation", "short last micro-batch over-weighted (loss / accum)"),
-    Entry(ZeroGradOncePerEpoch, "gradients_cleared", "zero_grad misplaced (once per epoch)"),
-    Entry(NoTrainAfterEvaluation, "modes", "no model.train() after evaluation"),
-    Entry(NoEvalMode, "modes", "no model.eval() for evaluation"),
-    Entry(DropsAttentionMask, "inputs", "attention mask dropped"),
-    Entry(DropsTokenTypes, "inputs", "token types dropped"),
-    Entry(EvaluatesOnTrainSplit, "evaluation", "evaluating on the train split"),
-    Entry(TrainsOnEvaluationSplit, "label_control", "evaluation split trained on (label leak)"),
-    Entry(SeedIgnored, "seed", "seed ignored"),
-    Entry(EpochNotSetOnSampler, "seed", "epoch not set on the sampler"),
-    Entry(ResumeSkipsOptimizerSteps, "resume", "resume skipping the wrong batches"),
-    Entry(ClipsBeforeUnscaling, "mixed_precision", "clipping before unscaling (fp16)"),
+    Entry(SchedulerPerMicroBatch, "schedule", "scheduler stepped per micro-batch", "per micro-batch"),
+    Entry(LossNotScaledForAccumulation, "accumulation", "loss not scaled for accumulation", "not scaled for accumulation"),
+    Entry(LossDividedByAccumSteps, "accumulation", "short last micro-batch over-weighted (loss / accum)", "weighted equally"),
+    Entry(ZeroGradOncePerEpoch, "gradients_cleared", "zero_grad misplaced (once per epoch)", "zero_grad"),
+    Entry(NoTrainAfterEvaluation, "modes", "no model.train() after evaluation", "no model.train()"),
+    Entry(NoEvalMode, "modes", "no model.eval() for evaluation", "no model.eval()"),
+    Entry(DropsAttentionMask, "inputs", "attention mask dropped", "attention mask dropped"),
+    Entry(DropsTokenTypes, "inputs", "token types dropped", "token types dropped"),
+    Entry(EvaluatesOnTrainSplit, "evaluation", "evaluating on the train split", "train split"),
+    Entry(TrainsOnEvaluationSplit, "label_control", "evaluation split trained on (label leak)", "evaluation split"),
+    Entry(SeedIgnored, "seed", "seed ignored", "seed ignored"),
+    Entry(EpochNotSetOnSampler, "seed", "epoch not set on the sampler", "epoch not set"),
+    Entry(ResumeSkipsOptimizerSteps, "resume", "resume skipping the wrong batches", "wrong batches"),
+    Entry(ClipsBeforeUnscaling, "mixed_precision", "clipping before unscaling (fp16)", "before unscaling"),
 )
 
 plain_loop = PlainLoop()  # `mrpc-check verify --loop example`
+
+
+def calibration_table() -> str:
+    """README's table: each catalogue bug, the check that caught it, and its message, run now."""
+    from mrpc_check.checks.battery import run_battery
+
+    lines = ["| bug (broken twin in `mrpc_check/checks/broken.py`) | check | verdict | what the check said |", "| --- | --- | --- | --- |"]
+    for entry in CATALOGUE:
+        verdict = run_battery(entry.loop(), checks=[entry.check])[0]
+        said = verdict.bug if verdict.status == "fail" else verdict.figure
+        lines.append(f"| {entry.bug} (`{entry.loop.__name__}`) | `{entry.check}` | {verdict.status} | {said} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m mrpc_check.checks.broken: print the calibration table
+    print(calibration_table())

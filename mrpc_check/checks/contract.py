@@ -149,9 +149,29 @@ def load_adapter(spec: str) -> Adapter:
         adapter = getattr(module, attr)
     except AttributeError:
         raise AdapterError(f"--loop {spec!r}: {where!r} has no attribute {attr!r}: name the adapter function after the colon") from None
+    if isinstance(adapter, type):  # a loop class such as the catalogue's: its instances are adapters
+        try:
+            adapter = adapter()
+        except Exception as exc:
+            raise AdapterError(f"--loop {spec!r}: cannot instantiate class {attr!r} without arguments ({exc}): name an instance or a function") from exc
     if not callable(adapter):
         raise AdapterError(f"--loop {spec!r}: {attr!r} is a {type(adapter).__name__}, not a callable adapter")
+    check_signature(adapter, spec)
     return adapter
+
+
+def check_signature(adapter: Adapter, spec: str = "adapter") -> None:
+    """Refuse an adapter that cannot take (model, train_dataset, eval_dataset, collator, recipe)."""
+    import inspect
+
+    try:
+        signature = inspect.signature(adapter)
+    except (TypeError, ValueError):
+        return  # builtins and some C callables have none: the call itself will tell
+    try:
+        signature.bind(None, None, None, None, None)
+    except TypeError:
+        raise AdapterError(f"--loop {spec!r}: the adapter takes {signature}, not (model, train_dataset, eval_dataset, collator, recipe)") from None
 
 
 def adapter_name(adapter: Adapter) -> str:

@@ -84,15 +84,16 @@ def evaluation_verdict(name: str, battery, run, rows_seen=None):
             return fail(name, f"loop reported {key} {float(reported[key]):.4f}, scikit-learn on its predictions gives {truth[key]:.4f}",
                         f"{key} computed on other data or with another definition (F1 is of the 'equivalent' class, 1)",
                         "compute the metric on the gathered predictions and eval_dataset's labels")
-    told = ", ".join(k for k in ("accuracy", "f1") if k in reported) or "no metrics reported"
+    told = ", ".join(k for k in ("accuracy", "f1") if k in reported)
+    scored = f"reported {told} equal to scikit-learn's" if told else "no metrics reported"
     return ok(name, f"{len(passes) or 'all'} evaluation pass(es), each validation row once; {n_eval} predictions equal the trained "
-              f"model's, in order; {told} equal to scikit-learn's")
+              f"model's, in order; {scored}")
 
 
 @check("evaluation", oracle="rows observed in evaluation forwards; the battery's own forward of each example; scikit-learn")
 def check_evaluation(battery):
     """Every validation example predicted exactly once, in dataset order; the metrics equal scikit-learn's."""
-    run = battery.run("base", capture=(1, 2, 3))
+    run = battery.base_run()
     if (v := crashed("evaluation", run)) is not None:
         return v
     return evaluation_verdict("evaluation", battery, run)

@@ -34,6 +34,9 @@ MAX_LENGTH = 40
 # The recipe every run starts from. Warmup of 2 of the 6 optimizer steps puts each phase of
 # the linear schedule (0 at step 1, peak at step 3, decay to exactly 0) inside the run.
 BASE = Recipe(epochs=2, batch_size=4, eval_batch_size=4, grad_accum=2, lr=1e-3, warmup_steps=2, seed=1)
+# Optimizer steps of the base run whose gradients and weights are copied: 1 and 2 (even groups),
+# 3 and 6 (each epoch's last group, micro-batches [4, 2]; at 6 the weights have moved).
+CAPTURE = (1, 2, 3, 6)
 
 
 @dataclass
@@ -106,7 +109,8 @@ class Battery:
         self.name = adapter_name(adapter)
         self.arch = arch or bert_arch()
         self.base = base
-        self.data = make_data(self.arch.tokenizer)
+        with _quiet():  # datasets' map progress bars
+            self.data = make_data(self.arch.tokenizer)
         pad = self.arch.tokenizer.pad_token_id
         self.rows = RowIndex({"train": self.data["train"], "validation": self.data["validation"]}, pad if pad is not None else 0)
         self.collator = make_collator(self.arch.tokenizer)
@@ -122,6 +126,10 @@ class Battery:
 
     def close(self) -> None:
         shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def base_run(self) -> "Run":
+        """The run most checks read: the base recipe, gradients copied at CAPTURE steps."""
+        return self.run("base", capture=CAPTURE)
 
     def workdir(self, name: str) -> str:
         path = os.path.join(self._tmp, name)

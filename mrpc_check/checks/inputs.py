@@ -20,7 +20,7 @@ def _epoch_of(run, index: int) -> int:
 @check("inputs", oracle="forward hooks: the keyword inputs of every forward")
 def check_inputs(battery):
     """Every forward receives attention_mask (and token_type_ids where the model has them); training forwards get labels."""
-    run = battery.run("base", capture=(1, 2, 3))
+    run = battery.base_run()
     if (v := crashed("inputs", run)) is not None:
         return v
     forwards = run.observation.forwards
@@ -55,7 +55,7 @@ def check_inputs(battery):
 @check("modes", oracle="forward hooks: module.training at every forward")
 def check_modes(battery):
     """Training forwards run in train mode in every epoch, also after an evaluation; evaluation forwards in eval mode."""
-    run = battery.run("base", capture=(1, 2, 3))
+    run = battery.base_run()
     if (v := crashed("modes", run)) is not None:
         return v
     train = run.observation.train_forwards()

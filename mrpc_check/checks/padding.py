@@ -24,7 +24,7 @@ def check_padding(battery):
     """The same run with batches padded to a multiple of 64 gives the same losses and weights."""
     from mrpc_check.batching import make_collator
 
-    base = battery.run("base", capture=(1, 2, 3))
+    base = battery.base_run()
     padded = battery.run("pad64", collator=make_collator(battery.arch.tokenizer, pad_to_multiple_of=MULTIPLE))
     for run in (base, padded):
         if (v := crashed("padding", run)) is not None:
@@ -38,7 +38,7 @@ def check_padding(battery):
         return fail("padding", f"{len(a)} and {len(b)} training losses observed", "runs differ in length or return no loss",
                     "pass labels so the model returns its loss")
     loss_diff = max((abs(x - y) for x, y in zip(a, b)), default=0.0)
-    weight_diff = max(float((p - q).abs().max()) for p, q in zip(base.model.parameters(), padded.model.parameters()))
+    weight_diff = max(float((p.detach() - q.detach()).abs().max()) for p, q in zip(base.model.parameters(), padded.model.parameters()))
     figure = f"largest loss difference {loss_diff:.1e}, weight difference {weight_diff:.1e} (tolerance {LOSS_TOL:g})"
     if loss_diff > LOSS_TOL or weight_diff > WEIGHT_TOL:
         return fail("padding", figure, "padding changes the result: the attention mask is dropped or ignored",

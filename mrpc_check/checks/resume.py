@@ -42,7 +42,7 @@ def check_resume(battery):
                     "store the number of micro-batches done in the epoch and skip exactly those, in the same order")
     differ = [n for (n, p), q in zip(full.model.named_parameters(), resumed.model.parameters()) if not p.detach().equal(q.detach())]
     if differ:
-        worst = max(float((p - q).abs().max()) for p, q in zip(full.model.parameters(), resumed.model.parameters()))
+        worst = max(float((p.detach() - q.detach()).abs().max()) for p, q in zip(full.model.parameters(), resumed.model.parameters()))
         return fail("resume", f"{len(differ)} parameter tensors differ after resuming (largest difference {worst:.1e})",
                     "state not restored on resume (optimizer, scheduler or RNG)",
                     "save and restore model, optimizer, scheduler and RNG states with the data position")

@@ -47,11 +47,13 @@ def schedule_verdict(name: str, run, processes: int = 1) -> "Verdict":
     for k, record in enumerate(steps):
         want = linear_lr(recipe, k, total)
         if not math.isclose(record.lrs[0], want, rel_tol=1e-6, abs_tol=1e-12):
-            faster = record.lrs[0] < want
+            warmup = warmup_of(recipe, total)
+            # "Ahead": higher than the closed form while warming up, lower while decaying.
+            ahead = record.lrs[0] > want if k < warmup else record.lrs[0] < want
             return fail(name, f"step {k + 1} of {total} used lr {record.lrs[0]:.6g}, closed form {want:.6g} "
-                        f"(warmup {warmup_of(recipe, total)}, peak {recipe.lr:g})",
-                        "scheduler stepped per micro-batch (the rate decays too fast)" if faster and k > warmup_of(recipe, total)
-                        else "schedule sized for another number of steps, or stepped before the optimizer",
+                        f"(warmup {warmup}, peak {recipe.lr:g})",
+                        "the schedule runs ahead: scheduler stepped per micro-batch (or before optimizer.step())" if ahead
+                        else "the schedule lags: sized for more steps than taken, or warmup ignored",
                         "size the schedule as ceil(len(loader) / grad_accum) x epochs from the loader actually iterated "
                         "(after accelerator.prepare) and call scheduler.step() once, after optimizer.step()")
     final = run.observation.final_lrs[0] if run.observation.final_lrs else float("nan")
@@ -65,14 +67,14 @@ def schedule_verdict(name: str, run, processes: int = 1) -> "Verdict":
 @check("schedule", oracle="closed form of the linear schedule; lr observed at each optimizer step")
 def check_schedule(battery):
     """Optimizer steps = ceil(batches / accumulation) x epochs; each step's lr is the closed form (warmup as steps and as ratio); ends at 0."""
-    for run in (battery.run("base", capture=(1, 2, 3)), battery.run("clip", clip_recipe(battery))):
+    for run in (battery.base_run(), battery.run("clip", clip_recipe(battery))):
         if (v := crashed("schedule", run)) is not None:
             return v
         verdict = schedule_verdict("schedule", run)
         if not verdict.passed:
             verdict.figure = f"run {run.name!r}: {verdict.figure}"
             return verdict
-    return ok("schedule", f"warmup as 2 steps and as ratio 0.5: {len(battery.run('base').observation.steps)} steps each, "
+    return ok("schedule", f"warmup as 2 steps and as ratio 0.5: {len(battery.base_run().observation.steps)} steps each, "
               "every lr the closed form, final lr 0.0")
 
 

@@ -25,7 +25,7 @@ def epochs_of(rows: list, n: int = N_TRAIN) -> list:
 @check("seed", oracle="training rows and losses observed across runs with the same and another seed")
 def check_seed(battery):
     """Same seed: same data order, losses and weights; another seed: another order; each epoch a new shuffle of every row."""
-    base = battery.run("base", capture=(1, 2, 3))
+    base = battery.base_run()
     same = battery.run("same_seed")
     other = battery.run("other_seed", battery.base.replace(seed=battery.base.seed + 1))
     for run in (base, same, other):
@@ -47,7 +47,7 @@ def check_seed(battery):
         return fail("seed", "two runs with the same seed fed the rows in different orders",
                     "data order not seeded from recipe.seed", "seed the sampler or generator of the training loader from the seed")
     diff = max((abs(x - y) for x, y in zip(a, b) if x is not None and y is not None), default=0.0)
-    weights = max(float((p - q).abs().max()) for p, q in zip(base.model.parameters(), same.model.parameters()))
+    weights = max(float((p.detach() - q.detach()).abs().max()) for p, q in zip(base.model.parameters(), same.model.parameters()))
     if len(a) != len(b) or diff > TOL or weights > TOL:
         return fail("seed", f"same seed: loss difference {diff:.1e}, weight difference {weights:.1e}",
                     "the run is not a function of the seed (unseeded dropout, initialisation or sampling)",

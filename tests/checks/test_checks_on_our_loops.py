@@ -1,0 +1,34 @@
+"""Our three loops, the plain example loop and the README's user loop pass every single-process check."""
+
+from pathlib import Path
+
+import pytest
+
+from mrpc_check.checks.battery import check_names
+from mrpc_check.checks.verdict import REGISTRY
+
+EXAMPLE = str(Path(__file__).resolve().parents[2] / "examples" / "my_loop.py") + ":adapter"
+LOOPS = ["manual", "accelerate", "trainer", "example", EXAMPLE]
+IDS = ["manual", "accelerate", "trainer", "plain", "readme_example"]
+
+
+@pytest.mark.parametrize("check_name", check_names(("fast",)))
+@pytest.mark.parametrize("loop", LOOPS, ids=IDS)
+def test_loop_passes(battery_for, loop, check_name):
+    verdict = REGISTRY[check_name].run(battery_for(loop))
+    assert verdict.passed, verdict.message()
+
+
+@pytest.mark.parametrize("loop,expected", [("manual", "pass"), ("accelerate", "pass"), ("trainer", "skip")])
+def test_resume_applies_to_the_loops_that_offer_it(battery_for, loop, expected):
+    assert REGISTRY["resume"].run(battery_for(loop)).status == expected
+
+
+def test_base_run_exercises_every_boundary(battery_for):
+    """The base recipe really has an uneven last micro-batch, an uneven eval batch and evaluation between epochs."""
+    run = battery_for("manual").base_run()
+    sizes = [len(f.rows) for f in run.observation.train_forwards()]
+    assert sizes == [4, 4, 4, 4, 4, 2] * 2
+    evals = [len(f.rows) for f in run.observation.eval_forwards()]
+    assert evals == ([4] * 7 + [2]) * 2
+    assert [f.steps_before for f in run.observation.eval_forwards()][0] == 3  # after epoch 1, before epoch 2

@@ -1,0 +1,26 @@
+"""`mrpc-check verify`: table and exit 0 on a correct loop, exit 1 naming the bug, exit 2 on bad input."""
+
+import json
+
+from mrpc_check.cli import main
+
+
+def test_correct_loop_exits_0_with_json(tmp_path, capsys):
+    out = tmp_path / "v.json"
+    assert main(["verify", "--loop", "example", "--checks", "inputs,modes", "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "inputs" in table and "PASS" in table and "2 passed, 0 failed" in table
+    assert [v["status"] for v in json.loads(out.read_text())["verdicts"]] == ["pass", "pass"]
+
+
+def test_broken_loop_exits_1_naming_bug_and_fix(capsys):
+    assert main(["verify", "--loop", "mrpc_check.checks.broken:DropsAttentionMask", "--checks", "inputs"]) == 1
+    table = capsys.readouterr().out
+    assert "FAIL" in table and "attention mask dropped" in table and "model(**batch)" in table
+
+
+def test_bad_adapter_and_unknown_check_exit_2(capsys):
+    assert main(["verify", "--loop", "no_such_pkg.mod:adapter"]) == 2
+    assert main(["verify", "--loop", "example", "--checks", "nonsense"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("mrpc-check: error:") for line in err)

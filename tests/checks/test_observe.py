@@ -1,0 +1,52 @@
+"""The observer: what the hooks see, independently of any loop."""
+
+import torch
+
+from mrpc_check.checks.observe import Observer, RowIndex
+
+
+def test_forward_hooks_see_inputs_mode_and_rows(bert, tiny_tokenized):
+    model = bert.make_model(0)
+    rows = RowIndex({"train": tiny_tokenized["train"]}, pad_token_id=0)
+    from mrpc_check.batching import make_collator
+
+    batch = make_collator(bert.tokenizer)([tiny_tokenized["train"][i] for i in (3, 1)])
+    with Observer(model, rows) as obs:
+        model.train()
+        model(**batch)
+        model.eval()
+        with torch.no_grad():
+            model(batch["input_ids"], batch["attention_mask"])  # positional inputs are bound by name too
+    first, second = obs.observation.forwards
+    assert first.training and first.grad_enabled and first.keys == {"input_ids", "attention_mask", "token_type_ids", "labels"}
+    assert first.rows == [("train", 3), ("train", 1)] and first.mask_ok and first.loss is not None
+    assert not second.training and not second.grad_enabled and second.keys == {"input_ids", "attention_mask"}
+
+
+def test_mask_that_is_not_a_prefix_is_flagged(tiny_tokenized):
+    rows = RowIndex({"train": tiny_tokenized["train"]}, pad_token_id=0)
+    ids = torch.tensor([tiny_tokenized["train"].with_format(None)[0]["input_ids"] + [0]])
+    mask = torch.ones_like(ids)
+    found, ok = rows.identify(ids, mask)
+    assert found == [None] and ok  # the pad token was marked real: not the dataset row
+    mask[0, 1] = 0
+    assert rows.identify(ids, mask)[1] is False
+
+
+def test_optimizer_hook_counts_steps_once_through_accelerate(bert):
+    from accelerate import Accelerator
+
+    from mrpc_check.testing import reset_accelerate
+
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.5)
+    with Observer(model, capture=(1,)) as obs:
+        accelerator = Accelerator(cpu=True)
+        wrapped, prepared = accelerator.prepare(model, optimizer)
+        wrapped(torch.ones(1, 2)).sum().backward()
+        prepared.step()
+    reset_accelerate()
+    (step,) = obs.observation.steps
+    assert step.lrs == [0.5] and step.grad_norm > 0
+    assert set(step.grads) == {"weight", "bias"} and torch.equal(step.grads["bias"], torch.ones(2))
+    assert obs.observation.final_lrs == [0.5] and obs.observation.optimizers == 1
