@@ -207,6 +207,7 @@ class Battery:
 
             param.register_hook(overflow)
         output, error = None, None
+        _reset_accelerate()  # state another Accelerator left in this process must not leak into the run
         try:
             with observer, _quiet():
                 value = self.adapter(model, train, self.data["validation"], collator or self.collator, recipe)
