@@ -19,6 +19,10 @@ _WORDS = (
 ).split()
 
 
+# The header line of GLUE's MRPC train.tsv / dev.tsv (and of the raw MSR files).
+GLUE_HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"
+
+
 def tiny_bert_config(vocab_size: int, num_labels: int = 2, **overrides):
     """A 2-layer, 32-wide BERT config: seconds to train on a CPU, same code paths as bert-base."""
     from transformers import BertConfig

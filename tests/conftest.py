@@ -1,6 +1,10 @@
-"""Shared, session-scoped objects for the suite: tokenized synthetic MRPC and loader builders."""
+"""Shared, session-scoped objects for the suite: tokenized synthetic MRPC, loader builders, a tiny model folder
+and a GLUE-layout data folder for end-to-end runs."""
 
 import pytest
+
+from mrpc_check.testing import GLUE_HEADER as HEADER
+from mrpc_check.testing import synthetic_mrpc
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +29,23 @@ def loaders(mrpc_tokenizer):
         return train, evaluation
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_model_factory, mrpc_tokenizer):
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tiny_model_factory(seed=0).save_pretrained(folder)
+    mrpc_tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def glue_dir(tmp_path_factory):
+    """Synthetic pairs in the GLUE layout, with an unlabelled test.tsv."""
+    folder = tmp_path_factory.mktemp("glue")
+    data = synthetic_mrpc(40, 17, seed=1)
+    for name, split in (("train.tsv", "train"), ("dev.tsv", "validation")):
+        rows = [f"{r['label']}\t{2 * i}\t{2 * i + 1}\t{r['sentence1']}\t{r['sentence2']}" for i, r in enumerate(data[split])]
+        (folder / name).write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
+    (folder / "test.tsv").write_text("index\t#1 ID\t#2 ID\t#1 String\t#2 String\n0\t1\t2\tA b .\tA b .\n", encoding="utf-8")
+    return str(folder)

@@ -8,29 +8,7 @@ from pathlib import Path
 import pytest
 
 from mrpc_check.cli import main
-from mrpc_check.testing import synthetic_mrpc
-
-HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory, tiny_model_factory, mrpc_tokenizer):
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    tiny_model_factory(seed=0).save_pretrained(folder)
-    mrpc_tokenizer.save_pretrained(folder)
-    return str(folder)
-
-
-@pytest.fixture(scope="session")
-def glue_dir(tmp_path_factory):
-    """Synthetic pairs in the GLUE layout, with an unlabelled test.tsv."""
-    folder = tmp_path_factory.mktemp("glue")
-    data = synthetic_mrpc(40, 17, seed=1)
-    for name, split in (("train.tsv", "train"), ("dev.tsv", "validation")):
-        rows = [f"{r['label']}\t{2 * i}\t{2 * i + 1}\t{r['sentence1']}\t{r['sentence2']}" for i, r in enumerate(data[split])]
-        (folder / name).write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
-    (folder / "test.tsv").write_text("index\t#1 ID\t#2 ID\t#1 String\t#2 String\n0\t1\t2\tA b .\tA b .\n", encoding="utf-8")
-    return str(folder)
+from mrpc_check.testing import GLUE_HEADER as HEADER
 
 
 def train(tmp_path, model, data, *extra):

@@ -37,6 +37,7 @@ class ForwardRecord:
     steps_before: int  # optimizer steps taken before this forward
     loss: Optional[float]  # the loss the model returned (None without labels)
     mask_ok: bool = True  # attention_mask marks exactly a prefix of real tokens, or is absent
+    real_tokens: int = 0  # attention_mask's sum: the batch's real (non-padding) tokens
 
 
 @dataclass
@@ -159,6 +160,7 @@ class Observer:
         rows, mask_ok = ([], True)
         if self.rows is not None and isinstance(input_ids, torch.Tensor):
             rows, mask_ok = self.rows.identify(input_ids, inputs.get("attention_mask"))
+        mask = inputs.get("attention_mask")
         self._pending = ForwardRecord(
             training=module.training,
             grad_enabled=torch.is_grad_enabled(),
@@ -168,6 +170,7 @@ class Observer:
             steps_before=len(self.observation.steps),
             loss=None,
             mask_ok=mask_ok,
+            real_tokens=int(mask.sum()) if isinstance(mask, torch.Tensor) else 0,
         )
 
     def _after_forward(self, module, args, kwargs, output):
