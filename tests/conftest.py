@@ -49,3 +49,12 @@ def glue_dir(tmp_path_factory):
         (folder / name).write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
     (folder / "test.tsv").write_text("index\t#1 ID\t#2 ID\t#1 String\t#2 String\n0\t1\t2\tA b .\tA b .\n", encoding="utf-8")
     return str(folder)
+
+
+@pytest.fixture(scope="session")
+def arch_tokenizers(mrpc_tokenizer):
+    """Tokenizers of the three families the suite covers: real BERT WordPiece, and RoBERTa (byte-level
+    BPE) and DistilBERT (WordPiece) tokenizers trained here on synthetic text."""
+    from mrpc_check.testing import train_tokenizer
+
+    return {"bert": mrpc_tokenizer, "roberta": train_tokenizer("roberta"), "distilbert": train_tokenizer("distilbert")}

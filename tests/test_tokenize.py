@@ -105,3 +105,48 @@ class TestMaxLength:
             model_max_length = int(1e30)
 
         assert max_length_for(Huge()) == 512
+
+
+def pair_template(tok):
+    """(prefix, middle, suffix) special ids around two sentences, read off the tokenizer itself."""
+    a, b = tok("x", add_special_tokens=False)["input_ids"], tok("y", add_special_tokens=False)["input_ids"]
+    ids = tok("x", "y")["input_ids"]
+    start = next(i for i in range(len(ids)) if ids[i : i + len(a)] == a)
+    end = next(i for i in range(start + len(a), len(ids)) if ids[i : i + len(b)] == b)
+    return ids[:start], ids[start + len(a) : end], ids[end + len(b) :]
+
+
+@pytest.mark.parametrize("arch", ["bert", "roberta", "distilbert"])
+class TestPairLayoutAcrossArchitectures:
+    """The layout is derived from each tokenizer, not hard-coded: BERT [CLS] a [SEP] b [SEP], RoBERTa <s> a </s></s> b </s>."""
+
+    def test_templates_are_the_families_own(self, arch_tokenizers, arch):
+        tok = arch_tokenizers[arch]
+        prefix, middle, suffix = (tok.convert_ids_to_tokens(p) for p in pair_template(tok))
+        expected = {"bert": (["[CLS]"], ["[SEP]"], ["[SEP]"]), "distilbert": (["[CLS]"], ["[SEP]"], ["[SEP]"]),
+                    "roberta": (["<s>"], ["</s>", "</s>"], ["</s>"])}[arch]
+        assert (prefix, middle, suffix) == expected
+
+    @SETTINGS
+    @given(a=sentences, b=sentences)
+    def test_pair_is_prefix_a_middle_b_suffix(self, arch_tokenizers, arch, a, b):
+        tok = arch_tokenizers[arch]
+        prefix, middle, suffix = pair_template(tok)
+        ids_a, ids_b = tok(a, add_special_tokens=False)["input_ids"], tok(b, add_special_tokens=False)["input_ids"]
+        enc = encode_pairs(tok, a, b, max_length=100_000)
+        assert enc["input_ids"] == prefix + ids_a + middle + ids_b + suffix
+        assert enc["attention_mask"] == [1] * len(enc["input_ids"])
+        if "token_type_ids" in enc:  # BERT: segment 0 through the middle, 1 after
+            first = len(prefix) + len(ids_a) + len(middle)
+            assert enc["token_type_ids"] == [0] * first + [1] * (len(enc["input_ids"]) - first)
+        else:
+            assert arch != "bert"
+
+    @SETTINGS
+    @given(a=sentences, b=sentences, max_length=st.integers(min_value=8, max_value=48))
+    def test_truncation_fits_and_keeps_the_template(self, arch_tokenizers, arch, a, b, max_length):
+        tok = arch_tokenizers[arch]
+        prefix, middle, suffix = pair_template(tok)
+        ids = encode_pairs(tok, a, b, max_length=max_length)["input_ids"]
+        assert len(ids) <= max_length
+        assert ids[: len(prefix)] == prefix and ids[len(ids) - len(suffix) :] == suffix

@@ -61,6 +61,21 @@ def bert_arch(tokenizer=None) -> Arch:
     return Arch("bert", tokenizer, make)
 
 
+def tiny_arch(kind: str) -> Arch:
+    """Tiny RoBERTa or DistilBERT (dropout 0) with a tokenizer trained here on synthetic text."""
+    from mrpc_check.testing import make_tiny, train_tokenizer
+
+    tokenizer = train_tokenizer(kind)
+
+    def make(seed: int = 0):
+        return make_tiny(kind, tokenizer, seed=seed, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+    return Arch(kind, tokenizer, make)
+
+
+ARCHES = {"bert": bert_arch, "roberta": lambda: tiny_arch("roberta"), "distilbert": lambda: tiny_arch("distilbert")}
+
+
 @dataclass
 class Run:
     """One observed run of the adapter."""

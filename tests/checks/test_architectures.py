@@ -1,0 +1,66 @@
+"""The battery on tiny RoBERTa and DistilBERT (tokenizers trained here, no token types).
+
+The manual loop runs every single-process check on each family; the Accelerate and Trainer
+loops run the checks whose outcome depends on the architecture (inputs, padding, gradients,
+evaluation), since the rest observe the loop, not the model.
+"""
+
+import pytest
+
+from mrpc_check.checks.battery import check_names
+from mrpc_check.checks.verdict import REGISTRY
+
+ARCH_SENSITIVE = ["inputs", "padding", "accumulation", "evaluation"]
+
+
+@pytest.fixture(scope="session")
+def arch_battery(arch_tokenizers):
+    from mrpc_check.checks.contract import load_adapter
+    from mrpc_check.checks.harness import Arch, Battery
+    from mrpc_check.testing import make_tiny
+
+    cache = {}
+
+    def get(loop, arch):
+        if (loop, arch) not in cache:
+            tok = arch_tokenizers[arch]
+            make = lambda seed=0: make_tiny(arch, tok, seed=seed, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # noqa: E731
+            cache[loop, arch] = Battery(load_adapter(loop), Arch(arch, tok, make))
+        return cache[loop, arch]
+
+    yield get
+    for battery in cache.values():
+        battery.close()
+
+
+CASES = [("manual", arch, name) for arch in ("roberta", "distilbert") for name in check_names(("fast",))]
+CASES += [(loop, arch, name) for loop in ("accelerate", "trainer") for arch in ("roberta", "distilbert") for name in ARCH_SENSITIVE]
+
+
+@pytest.mark.parametrize("loop,arch,check_name", CASES, ids=[f"{l}-{a}-{c}" for l, a, c in CASES])
+def test_loop_passes_on_architecture(arch_battery, loop, arch, check_name):
+    verdict = REGISTRY[check_name].run(arch_battery(loop, arch))
+    assert verdict.passed, verdict.message()
+
+
+@pytest.mark.parametrize("arch", ["roberta", "distilbert"])
+def test_no_token_types_reach_the_model(arch_battery, arch):
+    battery = arch_battery("manual", arch)
+    assert not battery.has_token_types
+    assert all("token_type_ids" not in f.keys for f in battery.base_run().observation.forwards)
+
+
+@pytest.mark.parametrize("arch", ["roberta", "distilbert"])
+def test_dropped_mask_is_caught_on_architecture(arch_tokenizers, arch):
+    from mrpc_check.checks.broken import DropsAttentionMask
+    from mrpc_check.checks.harness import Arch, Battery
+    from mrpc_check.testing import make_tiny
+
+    tok = arch_tokenizers[arch]
+    battery = Battery(DropsAttentionMask(), Arch(arch, tok, lambda seed=0: make_tiny(arch, tok, seed=seed, hidden_dropout_prob=0.0,
+                                                                                      attention_probs_dropout_prob=0.0)))
+    try:
+        for name in ("inputs", "padding"):
+            assert REGISTRY[name].run(battery).status == "fail", name
+    finally:
+        battery.close()
