@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the loop's adapter: package.module:adapter, file.py:adapter, or manual, accelerate, trainer, example")
     v.add_argument("--checks", default=None, help="comma-separated subset of checks [all single-process ones]")
     v.add_argument("--json", default=None, metavar="FILE", help="also write the verdicts to FILE as JSON")
+    v.add_argument("--distributed", action="store_true", help="also run the 2-process checks (torchrun; adapters with distributed = True)")
 
     i = sub.add_parser("inspect", help="split sizes, label balance, one batch's shapes and loss")
     i.add_argument("--model", default=TrainConfig.model)
@@ -111,6 +112,8 @@ def _verify(args: argparse.Namespace) -> int:
 
     adapter = load_adapter(args.loop)  # AdapterError: one line, exit 2
     names = [n.strip() for n in args.checks.split(",") if n.strip()] if args.checks else None
+    if names is None and args.distributed:
+        names = check_names(("fast", "gpu", "distributed"))
     known = check_names(("fast", "gpu", "distributed"))
     unknown = [n for n in names or [] if n not in known]
     if unknown:

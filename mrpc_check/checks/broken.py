@@ -305,6 +305,85 @@ class ClipsBeforeUnscaling(PlainLoop):
         optimizer.zero_grad(set_to_none=True)
 
 
+class AcceleratedLoop:
+    """The walkthrough's Accelerate loop, correct: runs alone or under torchrun / accelerate launch.
+
+    Accumulation is done by hand (``no_sync`` on all but a group's last micro-batch) so that each
+    micro-batch can be weighted by its share of the group; the scheduler is built after
+    ``prepare`` from the sharded loader and stepped once per optimizer step.
+    """
+
+    distributed = True
+
+    @property
+    def __name__(self) -> str:
+        return type(self).__name__
+
+    def __call__(self, model, train_dataset, eval_dataset, collator, recipe: Recipe) -> LoopOutput:
+        import contextlib
+
+        from accelerate import Accelerator
+        from transformers import get_scheduler, set_seed
+
+        set_seed(recipe.seed)
+        accelerator = Accelerator(cpu=recipe.device == "cpu")
+        generator = torch.Generator().manual_seed(recipe.seed)
+        loader = DataLoader(train_dataset, batch_size=recipe.batch_size, shuffle=True, collate_fn=collator, generator=generator)
+        eval_loader = DataLoader(eval_dataset, batch_size=recipe.eval_batch_size, collate_fn=collator)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        early = self.schedule_before_prepare(optimizer, loader, recipe)
+        model, optimizer, loader, eval_loader = accelerator.prepare(model, optimizer, loader, eval_loader)
+        scheduler = early or self.schedule(optimizer, loader, recipe, get_scheduler)
+        predictions = []
+        for epoch in range(recipe.epochs):
+            loader.set_epoch(epoch)
+            model.train()
+            for group in _groups(loader, recipe.grad_accum):
+                total = sum(len(b["labels"]) for b in group)
+                for j, batch in enumerate(group):
+                    last = j == len(group) - 1
+                    with contextlib.nullcontext() if last else accelerator.no_sync(model):
+                        accelerator.backward(model(**batch).loss * len(batch["labels"]) / total)
+                if recipe.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            model.eval()
+            predictions = []
+            with torch.no_grad():
+                for batch in eval_loader:
+                    predictions += self.gather(accelerator, model(**batch).logits.argmax(-1)).tolist()
+        return LoopOutput(predictions=predictions)
+
+    def schedule_before_prepare(self, optimizer, loader, recipe):
+        return None
+
+    def schedule(self, optimizer, loader, recipe, get_scheduler):
+        total = math.ceil(len(loader) / recipe.grad_accum) * recipe.epochs  # the prepared, sharded loader
+        warmup = recipe.warmup_steps or math.ceil(total * recipe.warmup_ratio)
+        return get_scheduler(recipe.scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=total)
+
+    def gather(self, accelerator, predictions):
+        return accelerator.gather_for_metrics(predictions)  # drops the duplicates that even out the last batch
+
+
+class ScheduleSizedBeforePrepare(AcceleratedLoop):
+    """Sizes the schedule from the loader before prepare: on 2 processes it never reaches 0 (the walkthrough's bug)."""
+
+    def schedule_before_prepare(self, optimizer, loader, recipe):
+        from transformers import get_scheduler
+
+        return self.schedule(optimizer, loader, recipe, get_scheduler)
+
+
+class GatherNotForMetrics(AcceleratedLoop):
+    """Gathers predictions with gather: the last batch's padding duplicates are scored too."""
+
+    def gather(self, accelerator, predictions):
+        return accelerator.gather(predictions)
+
+
 @dataclass(frozen=True)
 class Entry:
     loop: type  # the broken twin
@@ -328,6 +407,8 @@ CATALOGUE = (
     Entry(EpochNotSetOnSampler, "seed", "epoch not set on the sampler", "epoch not set"),
     Entry(ResumeSkipsOptimizerSteps, "resume", "resume skipping the wrong batches", "wrong batches"),
     Entry(ClipsBeforeUnscaling, "mixed_precision", "clipping before unscaling (fp16)", "before unscaling"),
+    Entry(ScheduleSizedBeforePrepare, "schedule_2proc", "schedule sized before prepare", "before accelerator.prepare"),
+    Entry(GatherNotForMetrics, "evaluation_2proc", "gather instead of gather_for_metrics", "gather instead of gather_for_metrics"),
 )
 
 plain_loop = PlainLoop()  # `mrpc-check verify --loop example`
@@ -336,10 +417,12 @@ plain_loop = PlainLoop()  # `mrpc-check verify --loop example`
 def calibration_table() -> str:
     """README's table: each catalogue bug, the check that caught it, and its message, run now."""
     from mrpc_check.checks.battery import run_battery
+    from mrpc_check.checks.contract import load_adapter
 
     lines = ["| bug (broken twin in `mrpc_check/checks/broken.py`) | check | verdict | what the check said |", "| --- | --- | --- | --- |"]
     for entry in CATALOGUE:
-        verdict = run_battery(entry.loop(), checks=[entry.check])[0]
+        loop = load_adapter(f"mrpc_check.checks.broken:{entry.loop.__name__}")  # by spec: 2-process checks import it per rank
+        verdict = run_battery(loop, checks=[entry.check])[0]
         said = verdict.bug if verdict.status == "fail" else verdict.figure
         lines.append(f"| {entry.bug} (`{entry.loop.__name__}`) | `{entry.check}` | {verdict.status} | {said} |")
     return "\n".join(lines)

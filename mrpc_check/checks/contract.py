@@ -157,6 +157,10 @@ def load_adapter(spec: str) -> Adapter:
     if not callable(adapter):
         raise AdapterError(f"--loop {spec!r}: {attr!r} is a {type(adapter).__name__}, not a callable adapter")
     check_signature(adapter, spec)
+    try:
+        adapter.mrpc_spec = spec  # lets the 2-process checks import the same adapter in each rank
+    except (AttributeError, TypeError):  # a builtin or slotted callable: 2-process checks will skip
+        pass
     return adapter
 
 

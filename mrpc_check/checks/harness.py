@@ -20,6 +20,7 @@ import random
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import torch
@@ -122,6 +123,7 @@ class Battery:
 
         self.adapter = adapter
         self.name = adapter_name(adapter)
+        self.spec = getattr(adapter, "mrpc_spec", None)  # how another process imports it (set by load_adapter)
         self.arch = arch or bert_arch()
         self.base = base
         with _quiet():  # datasets' map progress bars
@@ -141,6 +143,14 @@ class Battery:
 
     def close(self) -> None:
         shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def distributed_run(self) -> dict:
+        """The adapter on 2 processes under torchrun, observed on every rank (cached)."""
+        if "_2p" not in self._runs:
+            from mrpc_check.checks.distributed import launch
+
+            self._runs["_2p"] = launch(self.spec, self.arch.name, Path(self.workdir("two-processes")))
+        return self._runs["_2p"]
 
     def base_run(self) -> "Run":
         """The run most checks read: the base recipe, gradients copied at CAPTURE steps."""
