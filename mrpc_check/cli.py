@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the loop's adapter: package.module:adapter, file.py:adapter, or manual, accelerate, trainer, example")
     v.add_argument("--checks", default=None, help="comma-separated subset of checks [all single-process ones]")
     v.add_argument("--json", default=None, metavar="FILE", help="also write the verdicts to FILE as JSON")
+    v.add_argument("--arch", choices=("bert", "roberta", "distilbert"), default="bert",
+                   help="tiny model family the battery trains: bert (real uncased vocabulary), roberta or distilbert (tokenizers trained offline) [%(default)s]")
     v.add_argument("--distributed", action="store_true", help="also run the 2-process checks (torchrun; adapters with distributed = True)")
 
     i = sub.add_parser("inspect", help="split sizes, label balance, one batch's shapes and loss")
@@ -118,7 +120,9 @@ def _verify(args: argparse.Namespace) -> int:
     unknown = [n for n in names or [] if n not in known]
     if unknown:
         raise ConfigError(f"--checks: unknown {', '.join(unknown)}; pick from {', '.join(known)}")
-    verdicts = run_battery(adapter, checks=names)
+    from mrpc_check.checks.harness import ARCHES
+
+    verdicts = run_battery(adapter, arch=ARCHES[args.arch](), checks=names)
     print(format_table(args.loop, verdicts))
     if args.json:
         atomic_write_text(Path(args.json), to_json(args.loop, verdicts) + "\n")

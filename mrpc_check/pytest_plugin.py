@@ -39,6 +39,8 @@ def pytest_addoption(parser):
     group.addoption("--mrpc-min-f1", type=float, default=DEFAULT_MIN_F1, help="validation F1 an acceptance run must reach [%(default)s]")
     group.addoption("--mrpc-min-accuracy", type=float, default=DEFAULT_MIN_ACCURACY, help="validation accuracy floor [%(default)s]")
     group.addoption("--mrpc-report", default=None, metavar="FILE", help="append each acceptance run's figures to FILE as JSON lines")
+    group.addoption("--mrpc-arch", default="bert", choices=("bert", "roberta", "distilbert"),
+                    help="tiny model family the check battery trains [%(default)s]")
     group.addoption("--mrpc-loop", default="manual", metavar="MODULE:ADAPTER",
                     help="loop the check battery verifies: package.module:adapter, file.py:adapter, or manual/accelerate/trainer/example [%(default)s]")
 
@@ -152,10 +154,11 @@ def mrpc_loop(pytestconfig):
 
 
 @pytest.fixture(scope="session")
-def mrpc_battery(mrpc_loop, mrpc_tokenizer):
-    """A :class:`mrpc_check.checks.Battery` for ``mrpc_loop`` (tiny BERT, real vocabulary); runs are shared by checks."""
-    from mrpc_check.checks.harness import Battery, bert_arch
+def mrpc_battery(pytestconfig, mrpc_loop, mrpc_tokenizer):
+    """A :class:`mrpc_check.checks.Battery` for ``mrpc_loop`` on --mrpc-arch (tiny BERT over the real vocabulary by default)."""
+    from mrpc_check.checks.harness import ARCHES, Battery, bert_arch
 
-    battery = Battery(mrpc_loop, bert_arch(mrpc_tokenizer))
+    name = pytestconfig.getoption("--mrpc-arch")
+    battery = Battery(mrpc_loop, bert_arch(mrpc_tokenizer) if name == "bert" else ARCHES[name]())
     yield battery
     battery.close()

@@ -38,6 +38,10 @@ def _two(name: str, battery):
     return result, None
 
 
+_BEFORE_PREPARE = ("schedule sized before accelerator.prepare (it counts the unsharded loader)",
+                   "build the scheduler after prepare, from len(prepared loader) / grad_accum x epochs")
+
+
 @check("schedule_2proc", tier="distributed", oracle="closed form of the schedule, per process, at 2 processes")
 def check_schedule_2proc(battery):
     """At 2 processes: ceil(batches per process / accumulation) x epochs steps per process, closed-form lrs, final lr 0."""
@@ -53,14 +57,10 @@ def check_schedule_2proc(battery):
         for k, step in enumerate(steps):
             want = linear_lr(RECIPE_2P, k, total)
             if not math.isclose(step["lrs"][0], want, rel_tol=1e-6, abs_tol=1e-12):
-                return fail("schedule_2proc", f"rank {rank['rank']} step {k + 1} used lr {step['lrs'][0]:.6g}, closed form {want:.6g}",
-                            "schedule sized before accelerator.prepare (it counts the unsharded loader)",
-                            "build the scheduler after prepare, from len(prepared loader) / grad_accum x epochs")
+                return fail("schedule_2proc", f"rank {rank['rank']} step {k + 1} used lr {step['lrs'][0]:.6g}, closed form {want:.6g}", *_BEFORE_PREPARE)
         final = rank["final_lrs"][0] if rank["final_lrs"] else float("nan")
         if final != 0.0:
-            return fail("schedule_2proc", f"rank {rank['rank']} ends at lr {final:.6g}, not 0",
-                        "schedule sized before accelerator.prepare (it counts the unsharded loader)",
-                        "build the scheduler after prepare, from len(prepared loader) / grad_accum x epochs")
+            return fail("schedule_2proc", f"rank {rank['rank']} ends at lr {final:.6g}, not 0", *_BEFORE_PREPARE)
     return ok("schedule_2proc", f"{PROCESSES} processes x {total} steps, every lr the closed form, final lr 0.0")
 
 

@@ -24,3 +24,8 @@ def test_bad_adapter_and_unknown_check_exit_2(capsys):
     assert main(["verify", "--loop", "example", "--checks", "nonsense"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("mrpc-check: error:") for line in err)
+
+
+def test_arch_option_trains_another_family(capsys):
+    assert main(["verify", "--loop", "mrpc_check.checks.broken:DropsTokenTypes", "--arch", "distilbert", "--checks", "inputs"]) == 0
+    assert "PASS" in capsys.readouterr().out  # DistilBERT has no token types to drop
