@@ -17,8 +17,10 @@ def _params(obj) -> frozenset:
 
 def trainer_processing_kwargs(tokenizer, trainer_cls=None) -> dict:
     """Trainer's tokenizer argument: ``processing_class`` (>= 4.46), ``tokenizer`` before."""
-    if trainer_cls is None:
-        from transformers import Trainer as trainer_cls
+    from transformers import Trainer
+
+    if trainer_cls is None or issubclass(trainer_cls, Trainer):
+        trainer_cls = Trainer  # a subclass's __init__(*args, **kwargs) hides the keyword: Trainer's own decides
     return {"processing_class": tokenizer} if "processing_class" in _params(trainer_cls.__init__) else {"tokenizer": tokenizer}
 
 
