@@ -76,7 +76,9 @@ def run_training(cfg: TrainConfig) -> dict:
     checkpointer = Checkpointer(out, cfg.checkpoint_every, cfg.to_dict(), cfg.resume) if (cfg.checkpoint_every or cfg.resume) else None
     result = fit(model, tokenizer, tokenized["train"], tokenized["validation"], collator, cfg, checkpointer)
     # 8. report
-    report = build_report(cfg.to_dict(), checkpoint, device.type, result)
+    report = build_report(cfg.to_dict(), checkpoint, device.type, result, raw["validation"]["label"])
+    if report["degenerate"]["flag"] and result.main_process:
+        print(f"warning: degenerate run: {report['degenerate']['reason']}")
     if not result.main_process:
         return report
     save_model_atomic(model, tokenizer, out)

@@ -114,9 +114,14 @@ def device_description(device_type: str) -> dict:
     return info
 
 
-def build_report(cfg_dict: dict, checkpoint: str, device_type: str, result) -> dict:
-    """The run's report: config, versions, device, validation metrics, throughput, history."""
+def build_report(cfg_dict: dict, checkpoint: str, device_type: str, result, validation_labels=None) -> dict:
+    """The run's report: config, versions, device, validation metrics and their majority baseline,
+    a degenerate-run flag with its reason, throughput, history."""
+    from mrpc_check.evaluation import degeneracy, majority_baseline
+
     runtime = max(result.runtime_s, 1e-9)
+    baseline = majority_baseline(validation_labels) if validation_labels is not None else None
+    reason = degeneracy(result.eval_predictions, result.final_metrics, baseline) if baseline and result.eval_predictions else None
     return {
         "config": cfg_dict,
         "checkpoint": checkpoint,
@@ -125,7 +130,9 @@ def build_report(cfg_dict: dict, checkpoint: str, device_type: str, result) -> d
         "metrics": {
             "validation": result.final_metrics,
             "validation_per_epoch": result.epochs,
+            "validation_baseline": baseline,  # always answering the majority class, from the loaded labels
         },
+        "degenerate": {"flag": reason is not None, "reason": reason},
         "train": {
             "runtime_s": result.runtime_s,
             "samples": result.train_samples,
@@ -171,7 +178,11 @@ def draw_curves(report: dict, path: Path) -> Optional[str]:
     ax_eval.set_xticks(xs)
     ax_eval.set_title("validation")
     ax_eval.legend(loc="lower right")
-    fig.suptitle(f"{report['config']['model']} on MRPC, {report['config']['loop']} loop")
+    title = f"{report['config']['model']} on MRPC, {report['config']['loop']} loop"
+    degenerate = report.get("degenerate") or {}
+    if degenerate.get("flag"):
+        title += f"\nDEGENERATE RUN: {degenerate['reason']}"
+    fig.suptitle(title, color="tab:red" if degenerate.get("flag") else "black")
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=100)

@@ -65,3 +65,41 @@ class TestEvaluateModel:
         model = tiny_model_factory().train()
         evaluate_model(model, loaders(tiny_tokenized["validation"], 8)[1], metric)
         assert model.training
+
+
+class TestMajorityBaseline:
+    def test_closed_form_for_a_positive_majority(self):
+        from mrpc_check.evaluation import majority_baseline
+
+        base = majority_baseline([1] * 279 + [0] * 129)  # MRPC validation's 408 pairs
+        assert base["label"] == 1 and base["accuracy"] == pytest.approx(279 / 408)
+        assert base["f1"] == pytest.approx(2 * (279 / 408) / (279 / 408 + 1))  # 0.8122
+        assert round(base["f1"], 4) == 0.8122 and round(base["accuracy"], 4) == 0.6838
+
+    def test_matches_scikit_learn_on_the_constant_prediction(self):
+        from sklearn.metrics import accuracy_score, f1_score
+
+        from mrpc_check.evaluation import majority_baseline
+
+        for labels in ([0, 0, 0, 1, 1], [1, 1, 0], [0, 1]):
+            base = majority_baseline(labels)
+            constant = [base["label"]] * len(labels)
+            assert base["accuracy"] == pytest.approx(accuracy_score(labels, constant))
+            assert base["f1"] == pytest.approx(f1_score(labels, constant, zero_division=0.0))
+
+    def test_degenerate_runs_are_named(self):
+        from mrpc_check.evaluation import degeneracy, majority_baseline
+
+        base = majority_baseline([1, 1, 1, 0])
+        assert "only class 1" in degeneracy([1, 1, 1, 1], {"accuracy": 0.75, "f1": 6 / 7}, base)
+        assert "at or below the majority baseline" in degeneracy([1, 1, 0, 1], {"accuracy": 0.5, "f1": 0.67}, base)
+        assert degeneracy([1, 1, 1, 0], {"accuracy": 1.0, "f1": 1.0}, base) is None
+
+    def test_report_flags_a_single_class_run(self):
+        from mrpc_check.report import build_report
+        from mrpc_check.steplog import TrainResult
+
+        result = TrainResult(epochs=[{"epoch": 1, "accuracy": 0.75, "f1": 6 / 7}], eval_predictions=[1, 1, 1, 1], runtime_s=1.0)
+        report = build_report({"model": "m", "loop": "manual"}, "m", "cpu", result, [1, 1, 1, 0])
+        assert report["degenerate"]["flag"] and "only class 1" in report["degenerate"]["reason"]
+        assert report["metrics"]["validation_baseline"]["accuracy"] == 0.75

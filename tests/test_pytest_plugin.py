@@ -121,3 +121,11 @@ class TestReport:
         import json
 
         assert [json.loads(line)["loop"] for line in report.read_text().splitlines()] == ["manual", "accelerate"]
+
+
+class TestAcceptanceFloors:
+    def test_floor_at_or_below_the_majority_baseline_is_refused_before_training(self, suite, glue_dir):
+        result = suite.runpytest("--pyargs", "mrpc_check.acceptance", "-m", "slow and not gpu", "--mrpc-data", glue_dir,
+                                 "--mrpc-min-f1", "0.5", "--mrpc-min-accuracy", "0.5", "--mrpc-model", "minilm")
+        result.assert_outcomes(failed=2)
+        result.stdout.fnmatch_lines(["*at or below this split's majority baseline (F1 0.*, accuracy 0.*): pass floors above it*"])
