@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from mrpc_check.checks.harness import N_TRAIN
-from mrpc_check.checks.verdict import check, crashed, fail, ok
+from mrpc_check.checks.verdict import Verdict, check, crashed, fail, ok
 
 CLIP = 1e-3  # far below any real gradient norm here, so clipping binds at every step
 
@@ -35,7 +35,7 @@ def linear_lr(recipe, step: int, total: int) -> float:
     return recipe.lr * max(0.0, (total - step) / max(1, total - warmup))
 
 
-def schedule_verdict(name: str, run, processes: int = 1) -> "Verdict":
+def schedule_verdict(name: str, run, processes: int = 1) -> Verdict:
     recipe = run.recipe
     steps = run.observation.steps
     total = expected_steps(recipe, processes=processes)

@@ -2,7 +2,6 @@
 
 import pytest
 
-from mrpc_check.checks.battery import run_battery
 from mrpc_check.checks.broken import CATALOGUE
 from mrpc_check.checks.verdict import REGISTRY
 
