@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# One prepared GPU check, under 5 minutes on a lent CUDA machine:
-#   1. the GPU test tier (pytest -m gpu, the slow bf16 acceptance excluded unless MRPC_DATA is set),
+# The GPU check, under 5 minutes on a machine with a CUDA GPU and a CUDA build of torch:
+#   1. the GPU test tier (pytest -m gpu; the slow bf16 acceptance only when MRPC_DATA is set),
 #   2. a short bf16-vs-fp32 training throughput benchmark of a bert-base-sized model.
-# The device image has torch, transformers and accelerate but not datasets or evaluate: carry
-# their wheels in .whl/ (see the device tool's README) and this script installs them first.
+# A pass: every gpu test passes (none skipped) and the benchmark prints its samples/s.
+# On a machine without internet access, put wheels of the missing packages (datasets, evaluate, ...)
+# in .whl/ and this script installs them first.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if ls .whl/*.whl >/dev/null 2>&1; then

@@ -58,9 +58,10 @@ def evaluate_model(
         references = batch["labels"]
         if gather is not None:
             predictions, references = gather((predictions, references))
-        metric.add_batch(predictions=predictions.cpu(), references=references.cpu())
+        predictions = predictions.cpu()  # one device-to-host copy serves the metric and the sink
+        metric.add_batch(predictions=predictions, references=references.cpu())
         if predictions_out is not None:
-            predictions_out.extend(predictions.cpu().tolist())
+            predictions_out.extend(predictions.tolist())
     model.train(was_training)
     return {k: float(v) for k, v in metric.compute().items()}
 

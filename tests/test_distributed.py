@@ -7,7 +7,6 @@ WORLD_SIZE/RANK and runs MULTI_CPU over gloo.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from mrpc_check.checks.distributed import free_port
 from mrpc_check.config import make_config
 from mrpc_check.model import build_optimizer
 from mrpc_check.testing import make_tiny_model, synthetic_mrpc
@@ -25,12 +25,6 @@ pytestmark = pytest.mark.distributed
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 ACCUM = 2  # per process: 4 batches of 4 per epoch -> 2 optimizer steps of 2 x 2 x 4 = 16 examples
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

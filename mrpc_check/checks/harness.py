@@ -126,13 +126,15 @@ class Battery:
         self.spec = getattr(adapter, "mrpc_spec", None)  # how another process imports it (set by load_adapter)
         self.arch = arch or bert_arch()
         self.base = base
-        with _quiet():  # datasets' map progress bars
+        with quiet():  # datasets' map progress bars
             self.data = make_data(self.arch.tokenizer)
         pad = self.arch.tokenizer.pad_token_id
         self.rows = RowIndex({"train": self.data["train"], "validation": self.data["validation"]}, pad if pad is not None else 0)
         self.collator = make_collator(self.arch.tokenizer)
-        self.train_labels = self.data["train"].with_format(None)["labels"]
-        self.eval_labels = self.data["validation"].with_format(None)["labels"]
+        # Plain-python views, made once: single() reads them for every example the oracles recompute.
+        self._plain = {split: dataset.with_format(None) for split, dataset in self.data.items()}
+        self.train_labels = self._plain["train"]["labels"]
+        self.eval_labels = self._plain["validation"]["labels"]
         self.has_token_types = "token_type_ids" in self.data["train"].column_names
         self._runs: dict[str, Run] = {}
         self._tmp = tempfile.mkdtemp(prefix="mrpc-battery-")
@@ -234,7 +236,7 @@ class Battery:
         output, error = None, None
         _reset_accelerate()  # state another Accelerator left in this process must not leak into the run
         try:
-            with observer, _quiet():
+            with observer, quiet():
                 value = self.adapter(model, train, self.data["validation"], collator or self.collator, recipe)
             output = normalise_output(value, len(self.eval_labels), self.name)
         except AdapterError:
@@ -270,7 +272,7 @@ class Battery:
 
     def single(self, split: str, index: int, device=None) -> dict:
         """One example as a batch of one, no padding (so no mask can matter)."""
-        row = self.data[split].with_format(None)[index]
+        row = self._plain[split][index]
         keys = ["input_ids", "token_type_ids"] if self.has_token_types else ["input_ids"]
         inputs = {k: torch.tensor([row[k]], device=device) for k in keys}
         inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
@@ -291,11 +293,16 @@ class Battery:
 
 
 @contextlib.contextmanager
-def _quiet():
+def quiet():
     """Keep the loops' progress bars and per-epoch prints out of the battery's table."""
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-        yield
+        yield sink
+
+
+def max_weight_difference(a: torch.nn.Module, b: torch.nn.Module) -> float:
+    """Largest absolute difference between two models' parameters, tensor by tensor."""
+    return max(float((p.detach() - q.detach()).abs().max()) for p, q in zip(a.parameters(), b.parameters()))
 
 
 def _reset_accelerate() -> None:

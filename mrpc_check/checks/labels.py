@@ -23,13 +23,13 @@ MIN_FIT = 0.9  # the permuted training labels the model must reproduce before ch
 def permuted_labels(labels: list, seed: int = 0) -> list:
     """A permutation of ``labels`` nearly uncorrelated with them (chance correlation would teach real signal)."""
     rng = random.Random(seed)
+    p = sum(labels) / len(labels)
+    expected = p * p + (1 - p) * (1 - p)  # agreement of two independent draws with the same rate
     best, best_corr = list(labels), float("inf")
     for _ in range(50):
         perm = list(labels)
         rng.shuffle(perm)
         agree = sum(a == b for a, b in zip(perm, labels)) / len(labels)
-        p = sum(labels) / len(labels)
-        expected = p * p + (1 - p) * (1 - p)
         if abs(agree - expected) < best_corr:
             best, best_corr = perm, abs(agree - expected)
     return best

@@ -22,6 +22,20 @@ from mrpc_check.checks.schedule import expected_steps, linear_lr
 from mrpc_check.checks.verdict import check, fail, ok, skip
 
 
+def two_process_check(name: str, oracle: str):
+    """Register ``fn(battery, result) -> Verdict``, called only when the 2-process run is usable."""
+
+    def register(fn):
+        def run(battery):
+            result, verdict = _two(name, battery)
+            return verdict or fn(battery, result)
+
+        run.__doc__ = fn.__doc__
+        return check(name, tier="distributed", oracle=oracle)(run)
+
+    return register
+
+
 def _two(name: str, battery):
     """(result, None) when the 2-process run is usable, else (None, verdict)."""
     if not getattr(battery.adapter, "distributed", False):
@@ -42,12 +56,9 @@ _BEFORE_PREPARE = ("schedule sized before accelerator.prepare (it counts the uns
                    "build the scheduler after prepare, from len(prepared loader) / grad_accum x epochs")
 
 
-@check("schedule_2proc", tier="distributed", oracle="closed form of the schedule, per process, at 2 processes")
-def check_schedule_2proc(battery):
+@two_process_check("schedule_2proc", oracle="closed form of the schedule, per process, at 2 processes")
+def check_schedule_2proc(battery, result):
     """At 2 processes: ceil(batches per process / accumulation) x epochs steps per process, closed-form lrs, final lr 0."""
-    result, verdict = _two("schedule_2proc", battery)
-    if verdict:
-        return verdict
     total = expected_steps(RECIPE_2P, processes=PROCESSES)
     for rank in result["ranks"]:
         steps = rank["steps"]
@@ -64,12 +75,9 @@ def check_schedule_2proc(battery):
     return ok("schedule_2proc", f"{PROCESSES} processes x {total} steps, every lr the closed form, final lr 0.0")
 
 
-@check("accumulation_2proc", tier="distributed", oracle="big batch gradient over both processes' rows, recomputed outside the loop")
-def check_accumulation_2proc(battery):
+@two_process_check("accumulation_2proc", oracle="big batch gradient over both processes' rows, recomputed outside the loop")
+def check_accumulation_2proc(battery, result):
     """At 2 processes: the first step's gradient equals the big batch's over the rows both processes fed."""
-    result, verdict = _two("accumulation_2proc", battery)
-    if verdict:
-        return verdict
     rows = [tuple(r) for rank in result["ranks"] for f in rank["forwards"] if f["grad"] and f["steps_before"] == 0 for r in f["rows"]]
     names = list(result["grads"])
     if not rows or names == ["none"]:
@@ -83,12 +91,9 @@ def check_accumulation_2proc(battery):
     return ok("accumulation_2proc", f"step 1: {len(rows)} rows over {PROCESSES} processes, relative error {err:.1e}")
 
 
-@check("evaluation_2proc", tier="distributed", oracle="the battery's own predictions of the trained model, in dataset order")
-def check_evaluation_2proc(battery):
+@two_process_check("evaluation_2proc", oracle="the battery's own predictions of the trained model, in dataset order")
+def check_evaluation_2proc(battery, result):
     """At 2 processes with an uneven last batch: one gathered prediction per validation example, in order, the model's own."""
-    result, verdict = _two("evaluation_2proc", battery)
-    if verdict:
-        return verdict
     import torch
 
     n_eval = len(battery.eval_labels)

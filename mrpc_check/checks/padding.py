@@ -12,6 +12,7 @@ loop that ignores the collator it is given.
 
 from __future__ import annotations
 
+from mrpc_check.checks.harness import max_weight_difference
 from mrpc_check.checks.verdict import check, crashed, fail, ok
 
 MULTIPLE = 64
@@ -38,7 +39,7 @@ def check_padding(battery):
         return fail("padding", f"{len(a)} and {len(b)} training losses observed", "runs differ in length or return no loss",
                     "pass labels so the model returns its loss")
     loss_diff = max((abs(x - y) for x, y in zip(a, b)), default=0.0)
-    weight_diff = max(float((p.detach() - q.detach()).abs().max()) for p, q in zip(base.model.parameters(), padded.model.parameters()))
+    weight_diff = max_weight_difference(base.model, padded.model)
     figure = f"largest loss difference {loss_diff:.1e}, weight difference {weight_diff:.1e} (tolerance {LOSS_TOL:g})"
     if loss_diff > LOSS_TOL or weight_diff > WEIGHT_TOL:
         return fail("padding", figure, "padding changes the result: the attention mask is dropped or ignored",

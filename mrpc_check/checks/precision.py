@@ -25,7 +25,7 @@ def check_mixed_precision(battery):
     import torch
 
     if not torch.cuda.is_available():
-        return skip("mixed_precision", "needs CUDA (fp16 GradScaler)")
+        return skip("mixed_precision", "needs CUDA (fp16 GradScaler): run on a machine with a GPU and a CUDA build of torch")
     recipe = fp16_recipe(battery)
     run = battery.run("fp16", recipe, poison_first_backward=True)
     if (v := crashed("mixed_precision", run)) is not None:

@@ -23,13 +23,12 @@ flag                   what the observation must show
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from mrpc_check.checks.harness import quiet
 from mrpc_check.checks.observe import Observation, Observer
 from mrpc_check.checks.verdict import Verdict, fail, ok
 
@@ -52,9 +51,8 @@ def observe_train(model_dir: str, data_dir: str, out_dir: str, *flags: str) -> O
 
     argv = ["train", "--model", model_dir, "--data", data_dir, "--output-dir", out_dir, "--epochs", "1",
             "--lr", "1e-3", "--batch-size", "4", "--log-every", "1000", *flags]
-    sink = io.StringIO()
     try:
-        with mock.patch.object(pipeline, "load_model", load_and_observe), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        with mock.patch.object(pipeline, "load_model", load_and_observe), quiet() as sink:
             code = main(argv)
     finally:
         for observer in observers:

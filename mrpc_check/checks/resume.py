@@ -11,6 +11,7 @@ batches), replaying epoch 0's order, RNG or optimizer state not restored.
 
 from __future__ import annotations
 
+from mrpc_check.checks.harness import max_weight_difference
 from mrpc_check.checks.verdict import check, crashed, fail, ok, skip
 
 KILL_AFTER = 2  # mid-epoch: 4 of the 6 micro-batches of epoch 1 are done
@@ -42,7 +43,7 @@ def check_resume(battery):
                     "store the number of micro-batches done in the epoch and skip exactly those, in the same order")
     differ = [n for (n, p), q in zip(full.model.named_parameters(), resumed.model.parameters()) if not p.detach().equal(q.detach())]
     if differ:
-        worst = max(float((p.detach() - q.detach()).abs().max()) for p, q in zip(full.model.parameters(), resumed.model.parameters()))
+        worst = max_weight_difference(full.model, resumed.model)
         return fail("resume", f"{len(differ)} parameter tensors differ after resuming (largest difference {worst:.1e})",
                     "state not restored on resume (optimizer, scheduler or RNG)",
                     "save and restore model, optimizer, scheduler and RNG states with the data position")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from mrpc_check.checks.harness import N_TRAIN
+from mrpc_check.checks.harness import N_TRAIN, max_weight_difference
 from mrpc_check.checks.verdict import check, crashed, fail, ok
 
 TOL = 1e-6  # same seed: same losses to this, and bitwise-equal data order
@@ -47,7 +47,7 @@ def check_seed(battery):
         return fail("seed", "two runs with the same seed fed the rows in different orders",
                     "data order not seeded from recipe.seed", "seed the sampler or generator of the training loader from the seed")
     diff = max((abs(x - y) for x, y in zip(a, b) if x is not None and y is not None), default=0.0)
-    weights = max(float((p.detach() - q.detach()).abs().max()) for p, q in zip(base.model.parameters(), same.model.parameters()))
+    weights = max_weight_difference(base.model, same.model)
     if len(a) != len(b) or diff > TOL or weights > TOL:
         return fail("seed", f"same seed: loss difference {diff:.1e}, weight difference {weights:.1e}",
                     "the run is not a function of the seed (unseeded dropout, initialisation or sampling)",
