@@ -20,6 +20,8 @@ from mrpc_check.config import (
     make_config,
 )
 from mrpc_check.errors import MrpcCheckError
+from mrpc_check.floors import FLOOR_ON, Floors
+from mrpc_check.sweep import RULES
 
 PROG = "mrpc-check"
 
@@ -32,8 +34,47 @@ def _optional_float(text: str) -> Optional[float]:
     return None if text.lower() == "none" else float(text)
 
 
+def _floor_args(p, required: bool) -> None:
+    """Acceptance floors; for train/evaluate they judge only when given, for sweep always."""
+    f = Floors()
+    state = "default" if required else "off unless given"
+    p.add_argument("--min-f1", type=float, default=f.min_f1 if required else None,
+                   help=f"validation F1 floor; refused at or below the majority baseline [{f.min_f1 if required else 'off'}]")
+    p.add_argument("--min-accuracy", type=float, default=f.min_accuracy if required else None,
+                   help=f"validation accuracy floor [{f.min_accuracy if required else 'off'}; {f.min_accuracy} when --min-f1 is given]")
+    p.add_argument("--floor-on", choices=FLOOR_ON, default=f.on,
+                   help=f"'point': the estimate clears the floor; 'lower': the bootstrap 95%% interval's lower end does [{f.on}, {state}]")
+    p.add_argument("--max-gap", type=float, default=None,
+                   help="largest |validation F1 - test F1| allowed, when the data has a labelled test split [off]")
+
+
+def _floors_from(args: argparse.Namespace, required: bool = False) -> Optional[Floors]:
+    if not required and args.min_f1 is None and args.min_accuracy is None and args.max_gap is None:
+        return None
+    d = Floors()
+    return Floors(min_f1=d.min_f1 if args.min_f1 is None else args.min_f1,
+                  min_accuracy=d.min_accuracy if args.min_accuracy is None else args.min_accuracy,
+                  on=args.floor_on, max_gap=args.max_gap)
+
+
 def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="fine-tune on MRPC and write OUTPUT/report.json, curves.png, model/")
+    _recipe_args(p)
+    _floor_args(p, required=False)
+
+
+def _sweep_parser(sub) -> None:
+    p = sub.add_parser("sweep", help="train one recipe over several seeds; median, IQR, min, max and a verdict")
+    p.add_argument("--seeds", required=True, help="seeds to run: 1,2,3 or 1-5")
+    p.add_argument("--jobs", type=int, default=1, help="seeds run at once, each in its own process with cores/jobs threads "
+                   "(and its own GPU when there are several) [%(default)s]")
+    p.add_argument("--rule", choices=RULES, default="median",
+                   help="median: no degenerate run and the median clears the floors; all: every run clears them [%(default)s]")
+    _recipe_args(p)
+    _floor_args(p, required=True)
+
+
+def _recipe_args(p) -> None:
     d = TrainConfig()
     p.add_argument("--model", default=d.model, help="Hub id, local folder, or 'minilm' (offline) [%(default)s]")
     p.add_argument("--data", default=None, help="'hub', a GLUE MRPC folder or raw MSR folder [$MRPC_DATA, else hub]")
@@ -69,14 +110,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Fine-tune and verify BERT-style models on GLUE MRPC.")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
+    _sweep_parser(sub)
 
-    e = sub.add_parser("evaluate", help="score a fine-tuned model; prints JSON")
+    e = sub.add_parser("evaluate", help="score a fine-tuned model as it is (no training); prints JSON")
     e.add_argument("--model", required=True, help="fine-tuned model folder (OUTPUT/model) or Hub id")
     e.add_argument("--data", default=None, help="MRPC source [$MRPC_DATA, else hub]")
     e.add_argument("--split", choices=("validation", "test"), default="validation")
     e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("--device", choices=DEVICES, default="auto")
     e.add_argument("--output", default=None, help="also write the JSON to this file")
+    _floor_args(e, required=False)
 
     v = sub.add_parser("verify", help="run the check battery on a training loop; exit 1 when a check fails")
     v.add_argument("--loop", required=True, metavar="MODULE:ADAPTER",
@@ -129,6 +172,15 @@ def _verify(args: argparse.Namespace) -> int:
     return 1 if any(v.status == "fail" for v in verdicts) else 0
 
 
+def _floor_verdict(verdict: Optional[dict]) -> int:
+    """Exit status of a judged run: 1 with one line per failed rule, after the results are written."""
+    if verdict is None or verdict["passed"]:
+        return 0
+    for failure in verdict["failures"]:
+        print(f"{PROG}: below the floors: {failure}", file=sys.stderr)
+    return 1
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from mrpc_check.pipeline import inspect_pipeline, run_evaluation, run_training
@@ -136,14 +188,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         if args.command == "train":
-            report = run_training(_config_from(args))
+            report = run_training(_config_from(args), _floors_from(args))
             v = report["metrics"]["validation"]
             print(f"validation accuracy {v['accuracy']:.4f}  f1 {v['f1']:.4f}  ->  {Path(args.output_dir) / 'report.json'}")
+            return _floor_verdict(report.get("floors"))
+        elif args.command == "sweep":
+            from mrpc_check.sweep import format_summary, parse_seeds, run_sweep
+
+            cfg = _config_from(args)
+            result = run_sweep(cfg, parse_seeds(args.seeds), cfg.output_dir, _floors_from(args, required=True), args.rule,
+                               args.jobs, overwrite=cfg.overwrite)
+            print(format_summary(result))
+            print(f"->  {Path(cfg.output_dir) / 'sweep.json'}")
+            return 0 if result["summary"]["passed"] else 1
         elif args.command == "evaluate":
-            metrics = run_evaluation(args.model, args.data or default_data_source(), args.split, args.batch_size, args.device)
+            metrics = run_evaluation(args.model, args.data or default_data_source(), args.split, args.batch_size, args.device,
+                                     _floors_from(args))
             if args.output:
                 write_json(Path(args.output), metrics)
             print(json.dumps(metrics, indent=2))
+            return _floor_verdict(metrics.get("floors"))
         elif args.command == "verify":
             return _verify(args)
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -78,25 +79,48 @@ def load_tokenizer(checkpoint: str):
         raise _load_error(checkpoint, exc) from exc
 
 
-def load_model(checkpoint: str, label_names: Sequence[str]):
+def load_model(checkpoint: str, label_names: Sequence[str], require_head: bool = False):
     """A sequence classifier with one output per label and the label names in its config.
 
+    Args:
+        require_head: the checkpoint must carry a trained classification head (evaluate-only use:
+            scoring a freshly initialised head would score random weights, not the user's model).
+
     Raises:
-        ModelError: missing weights, unreachable Hub id, or a head of another size.
+        ModelError: missing weights, unreachable Hub id, a head of another size, or no head
+            where one is required.
     """
     from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
 
     id2label = dict(enumerate(label_names))
+    verbosity = hf_logging.get_verbosity()
+    # transformers prints a multi-line load report for the new head; one line of ours says what it means.
+    hf_logging.set_verbosity_error()
     try:
-        return AutoModelForSequenceClassification.from_pretrained(
+        model, info = AutoModelForSequenceClassification.from_pretrained(
             checkpoint,
             num_labels=len(label_names),
             id2label=id2label,
             label2id={v: k for k, v in id2label.items()},
             trust_remote_code=False,
+            output_loading_info=True,
         )
     except Exception as exc:
         raise _load_error(checkpoint, exc) from exc
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    # Whatever from_pretrained had to initialise afresh: for a pretrained (not fine-tuned) model, the head.
+    fresh = sorted(str(k) for k in set(info.get("missing_keys") or ()) | set(info.get("mismatched_keys") or ()))
+    if fresh and not require_head:
+        print(f"model: {', '.join(fresh)[:120]} not in the checkpoint: a new classification head, initialised at random "
+              "and trained by this run (expected when starting from a pretrained model)", file=sys.stderr)
+    if require_head and fresh:
+        raise ModelError(
+            f"{checkpoint!r} has no trained classification head ({', '.join(map(str, fresh))[:80]} newly initialised): "
+            "it is a pretrained model, not a fine-tuned one; fine-tune it first (mrpc-check train, or --mrpc-model for the acceptance)"
+        )
+    return model
 
 
 def _no_decay(name: str) -> bool:

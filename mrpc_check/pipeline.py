@@ -15,7 +15,8 @@ from mrpc_check.checkpoint import Checkpointer
 from mrpc_check.config import TrainConfig
 from mrpc_check.data import LABEL_NAMES, label_counts, load_mrpc
 from mrpc_check.errors import ConfigError, DataError
-from mrpc_check.evaluation import evaluate_model, load_metric
+from mrpc_check.evaluation import analyse, evaluate_model, load_metric, majority_baseline
+from mrpc_check.floors import Floors, judge, judge_gap, refuse_at_baseline
 from mrpc_check.model import (
     autocast_dtype,
     build_optimizer,
@@ -40,11 +41,13 @@ from mrpc_check.train_accelerate import train_accelerate
 from mrpc_check.train_trainer import train_trainer
 
 
-def run_training(cfg: TrainConfig) -> dict:
+def run_training(cfg: TrainConfig, floors: Optional[Floors] = None) -> dict:
     """Fine-tune on MRPC as ``cfg`` says and write the run's results.
 
     Args:
         cfg: the full recipe.
+        floors: acceptance rules to judge the run by (refused before training when the majority
+            class alone clears them); the verdict lands in the report's ``floors`` entry.
 
     Returns:
         The report (also written to ``OUTPUT/report.json``); on Accelerate's
@@ -61,6 +64,8 @@ def run_training(cfg: TrainConfig) -> dict:
 
     # 1. data
     raw = load_mrpc(cfg.data)
+    if floors is not None:
+        refuse_at_baseline(floors, majority_baseline(raw["validation"]["label"]))  # before hours of work
     if cfg.max_train_samples:
         raw["train"] = raw["train"].select(range(min(cfg.max_train_samples, len(raw["train"]))))
     # 2. tokenize
@@ -75,8 +80,12 @@ def run_training(cfg: TrainConfig) -> dict:
     # 5-7. loaders, optimizer, loop with the metric after each epoch
     checkpointer = Checkpointer(out, cfg.checkpoint_every, cfg.to_dict(), cfg.resume) if (cfg.checkpoint_every or cfg.resume) else None
     result = fit(model, tokenizer, tokenized["train"], tokenized["validation"], collator, cfg, checkpointer)
-    # 8. report
-    report = build_report(cfg.to_dict(), checkpoint, device.type, result, raw["validation"]["label"])
+    # 8. the labelled test split, when the source has one (raw MSR files), scored once at the end
+    test = score_test_split(model, tokenizer, tokenized, raw, collator, cfg) if result.main_process else None
+    # 9. report
+    report = build_report(cfg.to_dict(), checkpoint, device.type, result, raw["validation"]["label"], test)
+    if floors is not None:
+        report["floors"] = verdict(report, floors)
     if report["degenerate"]["flag"] and result.main_process:
         print(f"warning: degenerate run: {report['degenerate']['reason']}")
     if not result.main_process:
@@ -89,6 +98,34 @@ def run_training(cfg: TrainConfig) -> dict:
     if checkpointer:
         checkpointer.clear()  # the results are on disk: the checkpoints have done their job
     return report
+
+
+def labelled_test_split(raw) -> bool:
+    """Whether the source carries a test split with labels (the raw MSR files do, GLUE's test.tsv does not)."""
+    return "test" in raw and len(raw["test"]) > 0 and min(raw["test"]["label"]) >= 0
+
+
+def score_test_split(model, tokenizer, tokenized, raw, collator, cfg: TrainConfig) -> Optional[dict]:
+    """Predict the labelled test split with the trained model; None when the source has none."""
+    if not labelled_test_split(raw):
+        return None
+    predictions: list = []
+    loader = make_eval_loader(tokenized["test"], collator, cfg.eval_batch_size)
+    device = next(model.parameters()).device
+    metrics = evaluate_model(model, loader, device=device, autocast_dtype=autocast_dtype(cfg.mixed_precision, device),
+                             predictions_out=predictions)
+    print(f"test accuracy {metrics['accuracy']:.4f}  f1 {metrics['f1']:.4f}")
+    return {"metrics": metrics, "predictions": predictions, "labels": raw["test"]["label"]}
+
+
+def verdict(report: dict, floors: Floors, apply_floors: bool = True) -> dict:
+    """The report judged by ``floors``: validation, and test with its gap when scored."""
+    m = report["metrics"]
+    failures = judge(m["validation"], {**m["validation_analysis"], "baseline": m["validation_baseline"],
+                                       "degenerate": report["degenerate"]["reason"]}, floors, apply_floors=apply_floors)
+    if "test" in m:
+        failures += judge_gap(m["validation"], m["test"], floors)
+    return {**floors.to_dict(), "passed": not failures, "failures": failures}
 
 
 def fit(model, tokenizer, train_dataset, eval_dataset, collator, cfg: TrainConfig, checkpointer=None, metric=None):
@@ -122,11 +159,18 @@ def fit(model, tokenizer, train_dataset, eval_dataset, collator, cfg: TrainConfi
     return train_trainer(model, tokenizer, {"train": train_dataset, "validation": eval_dataset}, collator, cfg, metric)
 
 
-def run_evaluation(model: str, data: str, split: str = "validation", batch_size: int = 32, device: str = "auto") -> dict:
-    """Score a fine-tuned model on one split.
+def run_evaluation(model: str, data: str, split: str = "validation", batch_size: int = 32, device: str = "auto",
+                   floors: Optional[Floors] = None) -> dict:
+    """Score a fine-tuned model, as it is, on one split: no training.
+
+    Returns:
+        ``{"split", "examples", "model", "accuracy", "f1", "baseline", "analysis", "degenerate"}``
+        and, with ``floors``, their verdict under ``"floors"``.
 
     Raises:
         DataError: the split is absent or carries no labels (GLUE's test.tsv).
+        ModelError: the checkpoint has no trained classification head.
+        ConfigError: a floor at or below the split's majority baseline.
     """
     raw = load_mrpc(data)
     if split not in raw:
@@ -134,17 +178,27 @@ def run_evaluation(model: str, data: str, split: str = "validation", batch_size:
     dataset = raw[split]
     if any(label < 0 for label in dataset["label"]):
         raise DataError(f"split {split!r} has no labels (GLUE's test.tsv is unlabelled): use the raw MSR files or --split validation")
+    labels = dataset["label"]
+    if floors is not None:
+        refuse_at_baseline(floors, majority_baseline(labels), split)
     checkpoint = resolve_checkpoint(model)
     tokenizer = load_tokenizer(checkpoint)
     from datasets import DatasetDict
 
     tokenized = tokenize_dataset(DatasetDict({split: dataset}), tokenizer, max_length_for(tokenizer))
     loader = make_eval_loader(tokenized[split], make_collator(tokenizer), batch_size)
-    net = load_model(checkpoint, LABEL_NAMES)
+    net = load_model(checkpoint, LABEL_NAMES, require_head=True)
     target = resolve_device(device)
     net.to(target)
-    metrics = evaluate_model(net, loader, device=target)
-    return {"split": split, "examples": len(dataset), "model": checkpoint, **metrics}
+    predictions: list = []
+    metrics = evaluate_model(net, loader, device=target, predictions_out=predictions)
+    analysis = analyse(predictions, labels, metrics)
+    result = {"split": split, "examples": len(dataset), "model": checkpoint, **metrics,
+              "baseline": analysis.pop("baseline"), "degenerate": analysis.pop("degenerate"), "analysis": analysis}
+    if floors is not None:
+        failures = judge(metrics, {**analysis, "baseline": result["baseline"], "degenerate": result["degenerate"]}, floors, split)
+        result["floors"] = {**floors.to_dict(), "passed": not failures, "failures": failures}
+    return result
 
 
 def inspect_pipeline(model: str, data: str, batch_size: int = 8, max_length: Optional[int] = None, seed: int = 42) -> dict:

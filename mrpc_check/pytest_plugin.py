@@ -4,10 +4,15 @@ Registered under ``[project.entry-points.pytest11]``, so installing the package
 gives any suite:
 
 * markers ``slow``, ``gpu`` (skipped with a reason where torch sees no CUDA) and ``distributed``;
-* options ``--mrpc-data``, ``--mrpc-model``, ``--mrpc-min-f1``, ``--mrpc-min-accuracy``, ``--mrpc-report``;
-* fixtures ``mrpc_data_source``, ``mrpc_raw``, ``mrpc_model``, ``mrpc_tokenizer``,
-  ``mrpc_min_f1``, ``mrpc_min_accuracy``, ``mrpc_record``, ``tiny_model_factory``, and for the
-  check battery ``mrpc_loop`` (the adapter; override it in your conftest.py) and ``mrpc_battery``.
+* options ``--mrpc-data``, ``--mrpc-model``, ``--mrpc-checkpoint``, ``--mrpc-min-f1``,
+  ``--mrpc-min-accuracy``, ``--mrpc-floor-on``, ``--mrpc-max-gap``, ``--mrpc-seeds``,
+  ``--mrpc-sweep-rule``, ``--mrpc-report``;
+* fixtures ``mrpc_data_source``, ``mrpc_raw``, ``mrpc_model``, ``mrpc_checkpoint``,
+  ``mrpc_tokenizer``, ``mrpc_min_f1``, ``mrpc_min_accuracy``, ``mrpc_floors``, ``mrpc_seed``
+  (parametrized over ``--mrpc-seeds``), ``mrpc_device``, ``mrpc_record``, ``tiny_model_factory``,
+  and for the check battery ``mrpc_loop`` (the adapter; override it in your conftest.py) and
+  ``mrpc_battery``;
+* a sweep verdict at the end of the session when tests recorded several seeds of one loop.
 
 Heavy imports (torch, transformers, datasets) happen inside hooks and fixtures,
 so loading the plugin costs nothing for suites that do not use it.
@@ -38,6 +43,17 @@ def pytest_addoption(parser):
     group.addoption("--mrpc-model", default=DEFAULT_MODEL, help="checkpoint for acceptance runs: Hub id, folder or 'minilm' [%(default)s]")
     group.addoption("--mrpc-min-f1", type=float, default=DEFAULT_MIN_F1, help="validation F1 an acceptance run must reach [%(default)s]")
     group.addoption("--mrpc-min-accuracy", type=float, default=DEFAULT_MIN_ACCURACY, help="validation accuracy floor [%(default)s]")
+    group.addoption("--mrpc-checkpoint", default=None, metavar="DIR",
+                    help="an already fine-tuned model to judge as it is (seconds; no training); the fine-tuning tests skip")
+    group.addoption("--mrpc-floor-on", default="point", choices=("point", "lower"),
+                    help="floors apply to the estimate, or to the lower end of its bootstrap 95%% interval [%(default)s]")
+    group.addoption("--mrpc-max-gap", type=float, default=None, metavar="F",
+                    help="largest |validation F1 - test F1| allowed when the data has a labelled test split [off]")
+    group.addoption("--mrpc-seeds", default="1", metavar="N|LIST",
+                    help="seeds per fine-tuning test: a count N (seeds 42..42+N-1) or a list such as 1,2,3 or 1-5; each seed "
+                         "is its own test, so -n spreads them over xdist workers [%(default)s]")
+    group.addoption("--mrpc-sweep-rule", default="median", choices=("median", "all"),
+                    help="with several seeds: median (no degenerate seed, the median clears the floors) or all [%(default)s]")
     group.addoption("--mrpc-report", default=None, metavar="FILE", help="append each acceptance run's figures to FILE as JSON lines")
     group.addoption("--mrpc-arch", default="bert", choices=("bert", "roberta", "distilbert"),
                     help="tiny model family the check battery trains [%(default)s]")
@@ -48,6 +64,88 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+    seeds_from(config.getoption("--mrpc-seeds"))  # a bad list is a usage error now, not a collection error
+    config.pluginmanager.register(SeedSweep(config), "mrpc-seed-sweep")
+
+
+def seeds_from(text: str) -> list:
+    """``--mrpc-seeds``: a bare count N means the walkthrough's seed 42 and the next N-1; else a seed list."""
+    from mrpc_check.errors import ConfigError
+    from mrpc_check.sweep import parse_seeds
+
+    try:
+        if text.strip().isdigit():
+            count = int(text)
+            if count <= 0:
+                raise ConfigError(f"--mrpc-seeds takes a positive count or a seed list, got {text!r}")
+            return list(range(42, 42 + count))
+        return parse_seeds(text)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_generate_tests(metafunc):
+    # Each seed is its own test, so pytest-xdist spreads a sweep over workers without a scheduler of ours.
+    if "mrpc_seed" in metafunc.fixturenames:
+        seeds = seeds_from(metafunc.config.getoption("--mrpc-seeds"))
+        metafunc.parametrize("mrpc_seed", seeds, ids=[f"seed{s}" for s in seeds])
+
+
+class SeedSweep:
+    """Gathers the runs that acceptance tests report (``("mrpc_run", entry)`` user properties) and,
+    with several seeds of one loop, judges the sweep once at the end of the session.
+
+    Registered per session in :func:`pytest_configure`. Reports reach the main process from
+    pytest-xdist workers too, with their user properties, so the verdict covers every worker.
+    """
+
+    def __init__(self, config) -> None:
+        self.config = config
+        self.runs: list = []
+        self.lines: list = []
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "call":
+            self.runs.extend(value for key, value in report.user_properties if key == "mrpc_run")
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        if hasattr(self.config, "workerinput") or not self.runs:
+            return  # an xdist worker: the main process judges
+        from mrpc_check.sweep import format_summary, summarise
+
+        failed = False
+        for loop in sorted({r["loop"] for r in self.runs}):
+            runs = sorted((r for r in self.runs if r["loop"] == loop), key=lambda r: r["seed"])
+            if len(runs) < 2:
+                continue  # one seed was judged by its own test
+            summary = summarise(runs, _floors(self.config), self.config.getoption("--mrpc-sweep-rule"))
+            self.lines.append(f"sweep, {loop} loop:\n" + format_summary({"runs": runs, "summary": summary, "baseline": runs[0]["baseline"]}))
+            failed |= not summary["passed"]
+            path = self.config.getoption("--mrpc-report")
+            if path:
+                import json
+
+                with open(path, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps({"sweep": loop, **summary}) + "\n")
+        if failed and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.lines:
+            terminalreporter.section("mrpc_check seed sweep")
+            for line in self.lines:
+                terminalreporter.write_line(line)
+
+
+def _floors(config):
+    from mrpc_check.errors import ConfigError
+    from mrpc_check.floors import Floors
+
+    try:
+        return Floors(min_f1=config.getoption("--mrpc-min-f1"), min_accuracy=config.getoption("--mrpc-min-accuracy"),
+                      on=config.getoption("--mrpc-floor-on"), max_gap=config.getoption("--mrpc-max-gap"))
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_collection_modifyitems(config, items):
@@ -94,6 +192,33 @@ def mrpc_min_f1(pytestconfig) -> float:
 @pytest.fixture(scope="session")
 def mrpc_min_accuracy(pytestconfig) -> float:
     return pytestconfig.getoption("--mrpc-min-accuracy")
+
+
+@pytest.fixture(scope="session")
+def mrpc_floors(pytestconfig):
+    """The acceptance rules from --mrpc-min-f1, --mrpc-min-accuracy, --mrpc-floor-on, --mrpc-max-gap."""
+    return _floors(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def mrpc_checkpoint(pytestconfig) -> str:
+    """The fine-tuned model to judge as it is (--mrpc-checkpoint); skips with the fix when not given."""
+    path = pytestconfig.getoption("--mrpc-checkpoint")
+    if not path:
+        pytest.skip("no fine-tuned model to judge as it is: pass --mrpc-checkpoint DIR (a folder saved by mrpc-check train, OUTPUT/model)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mrpc_device() -> str:
+    """``cpu``, or ``cuda`` with this xdist worker's GPU selected: worker gwN takes GPU N mod the GPU count."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "cpu"
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    torch.cuda.set_device(int(worker[2:]) % torch.cuda.device_count())  # "cuda" then means this GPU, for Accelerate too
+    return "cuda"
 
 
 @pytest.fixture(scope="session")

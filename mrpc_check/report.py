@@ -103,6 +103,40 @@ def versions() -> dict:
     }
 
 
+def provenance() -> dict:
+    """When, how and from which code a result was produced: what a reader needs a month later."""
+    import datetime
+    import shlex
+    import subprocess
+    import sys
+
+    from mrpc_check import __version__
+
+    commit = None
+    try:  # a source checkout says which commit ran; an installed wheel has no git, and that is fine
+        done = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "HEAD"],
+                              capture_output=True, text=True, timeout=5, check=False)
+        commit = (done.stdout.strip() or None) if done.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {
+        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "mrpc_check": __version__,
+        "git_commit": commit,
+    }
+
+
+def normalised_paths(cfg_dict: dict) -> dict:
+    """The config with local paths absolute and free of ``..``, so a report still points at its inputs later."""
+    out = dict(cfg_dict)
+    for key in ("data", "model", "output_dir"):
+        value = out.get(key)
+        if isinstance(value, str) and value != "hub" and (key == "output_dir" or Path(value).expanduser().exists()):
+            out[key] = str(Path(value).expanduser().resolve())
+    return out
+
+
 def device_description(device_type: str) -> dict:
     import torch
 
@@ -114,24 +148,43 @@ def device_description(device_type: str) -> dict:
     return info
 
 
-def build_report(cfg_dict: dict, checkpoint: str, device_type: str, result, validation_labels=None) -> dict:
-    """The run's report: config, versions, device, validation metrics and their majority baseline,
-    a degenerate-run flag with its reason, throughput, history."""
+def split_scores(metrics: dict, predictions, labels, split: str) -> dict:
+    """``metrics.<split>``, ``<split>_baseline`` and ``<split>_analysis`` entries for one scored split."""
+    from mrpc_check.evaluation import analyse
+
+    analysis = analyse(predictions, labels, metrics)
+    baseline = analysis.pop("baseline")  # always answering the majority class, from the loaded labels
+    analysis.pop("degenerate")  # reported once, at the top level, for validation
+    return {split: metrics, f"{split}_baseline": baseline, f"{split}_analysis": analysis}
+
+
+def build_report(cfg_dict: dict, checkpoint: str, device_type: str, result, validation_labels=None, test=None) -> dict:
+    """The run's report: config, versions, device, validation metrics with their majority baseline,
+    Matthews correlation, bootstrap interval and confusion matrix, a degenerate-run flag with its
+    reason, test metrics when the data has a labelled test split, throughput, history.
+
+    Args:
+        test: ``{"metrics", "predictions", "labels"}`` of the labelled test split, or None.
+    """
     from mrpc_check.evaluation import degeneracy, majority_baseline
 
     runtime = max(result.runtime_s, 1e-9)
-    baseline = majority_baseline(validation_labels) if validation_labels is not None else None
+    metrics = {"validation": result.final_metrics, "validation_per_epoch": result.epochs,
+               "validation_baseline": majority_baseline(validation_labels) if validation_labels is not None else None}
+    if validation_labels is not None and result.eval_predictions:
+        metrics.update(split_scores(result.final_metrics, result.eval_predictions, validation_labels, "validation"))
+    if test is not None:
+        metrics.update(split_scores(test["metrics"], test["predictions"], test["labels"], "test"))
+        metrics["validation_test_gap"] = {k: result.final_metrics[k] - test["metrics"][k] for k in ("accuracy", "f1")}
+    baseline = metrics["validation_baseline"]
     reason = degeneracy(result.eval_predictions, result.final_metrics, baseline) if baseline and result.eval_predictions else None
     return {
-        "config": cfg_dict,
+        "config": normalised_paths(cfg_dict),
         "checkpoint": checkpoint,
+        "run": provenance(),
         "versions": versions(),
         "device": device_description(device_type),
-        "metrics": {
-            "validation": result.final_metrics,
-            "validation_per_epoch": result.epochs,
-            "validation_baseline": baseline,  # always answering the majority class, from the loaded labels
-        },
+        "metrics": metrics,
         "degenerate": {"flag": reason is not None, "reason": reason},
         "train": {
             "runtime_s": result.runtime_s,
@@ -154,13 +207,9 @@ def draw_curves(report: dict, path: Path) -> Optional[str]:
     Returns:
         None when drawn, else why not (matplotlib is an optional extra).
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # no display on servers and CI
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "curves.png skipped: matplotlib is not installed (pip install 'mrpc-check[plot]')"
+    plt = pyplot()
+    if plt is None:
+        return f"{path.name} skipped: matplotlib is not installed (pip install 'mrpc-check[plot]')"
     loss, lr = report["history"]["loss"], report["history"]["lr"]
     epochs = report["metrics"]["validation_per_epoch"]
     fig, (ax_loss, ax_eval) = plt.subplots(1, 2, figsize=(11, 4))
@@ -183,9 +232,28 @@ def draw_curves(report: dict, path: Path) -> Optional[str]:
     if degenerate.get("flag"):
         title += f"\nDEGENERATE RUN: {degenerate['reason']}"
     fig.suptitle(title, color="tab:red" if degenerate.get("flag") else "black")
+    save_figure(fig, path)
+    return None
+
+
+def pyplot():
+    """matplotlib's pyplot on a headless backend, or None when the optional extra is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # no display on servers and CI
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def save_figure(fig, path: Path) -> None:
+    """Lay out, write atomically (temporary name, then rename) and close a figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=100)
     plt.close(fig)
     os.replace(tmp, path)
-    return None

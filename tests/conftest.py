@@ -52,6 +52,22 @@ def glue_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def raw_dir(tmp_path_factory):
+    """Synthetic pairs in the raw MSR layout, with a labelled msr_paraphrase_test.txt (our real data has none)."""
+    folder = tmp_path_factory.mktemp("raw-msr")
+    data = synthetic_mrpc(40, 17, seed=1)
+    test = synthetic_mrpc(2, 23, seed=7)["validation"]
+
+    def rows(split, first_id):
+        return [f"{r['label']}\t{first_id + 2 * i}\t{first_id + 2 * i + 1}\t{r['sentence1']}\t{r['sentence2']}" for i, r in enumerate(split)]
+
+    (folder / "msr_paraphrase_train.txt").write_text("\n".join([HEADER, *rows(data["train"], 0), *rows(data["validation"], 1000)]) + "\n")
+    (folder / "dev_ids.tsv").write_text("".join(f"{1000 + 2 * i}\t{1001 + 2 * i}\n" for i in range(len(data["validation"]))))
+    (folder / "msr_paraphrase_test.txt").write_text("\n".join([HEADER, *rows(test, 5000)]) + "\n")
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
 def arch_tokenizers(mrpc_tokenizer):
     """Tokenizers of the three families the suite covers: real BERT WordPiece, and RoBERTa (byte-level
     BPE) and DistilBERT (WordPiece) tokenizers trained here on synthetic text."""

@@ -1,5 +1,9 @@
 """The packaged acceptance tests (mrpc_check/acceptance.py), collected into this suite."""
 
-from mrpc_check.acceptance import test_walkthrough_recipe_on_cuda_bf16, test_walkthrough_recipe_reaches_the_floor
+from mrpc_check.acceptance import (
+    test_checkpoint_as_is,
+    test_walkthrough_recipe_on_cuda_bf16,
+    test_walkthrough_recipe_reaches_the_floor,
+)
 
-__all__ = ["test_walkthrough_recipe_reaches_the_floor", "test_walkthrough_recipe_on_cuda_bf16"]
+__all__ = ["test_walkthrough_recipe_reaches_the_floor", "test_walkthrough_recipe_on_cuda_bf16", "test_checkpoint_as_is"]

@@ -187,3 +187,60 @@ class TestFastPreset:
         assert all(getattr(cfg, k) == v for k, v in FAST_PRESET.items() if k != "lr")
         plain = _config_from(build_parser().parse_args(["train"]))
         assert (plain.batch_size, plain.lr, plain.group_by_length, plain.mixed_precision) == (8, 5e-5, False, "no")
+
+
+class TestAcceptanceFlags:
+    def test_a_floor_at_the_majority_baseline_is_refused_before_training(self, tmp_path, tiny_model_dir, glue_dir, capsys):
+        rc, out = train(tmp_path, tiny_model_dir, glue_dir, "--min-f1", "0.5")
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1
+        assert "majority baseline (F1 0.7857, accuracy 0.6471" in err  # 11 of the 17 dev pairs are "equivalent"
+        assert not (out / "report.json").exists() and not (out / "model").exists()
+
+    def test_below_the_floors_exits_1_after_writing_the_results(self, tmp_path, tiny_model_dir, glue_dir, capsys):
+        rc, out = train(tmp_path, tiny_model_dir, glue_dir, "--min-f1", "0.99", "--min-accuracy", "0.99")
+        err = capsys.readouterr().err
+        report = json.loads((out / "report.json").read_text())
+        assert rc == 1 and (out / "model" / "model.safetensors").is_file()
+        assert report["floors"]["passed"] is False and report["floors"]["min_f1"] == 0.99
+        assert all(f in err for f in report["floors"]["failures"]) and "below the floors" in err
+        analysis = report["metrics"]["validation_analysis"]
+        assert sum(map(sum, analysis["confusion"]["matrix"])) == 17
+        low, high = analysis["interval"]["f1"]
+        assert low <= report["metrics"]["validation"]["f1"] <= high
+
+    def test_labelled_test_split_is_scored_and_its_gap_bounded(self, tmp_path, tiny_model_dir, raw_dir, capsys):
+        rc, out = train(tmp_path, tiny_model_dir, raw_dir, "--min-f1", "0.99", "--min-accuracy", "0.99", "--max-gap", "0")
+        report = json.loads((out / "report.json").read_text())
+        m = report["metrics"]
+        assert m["test_baseline"]["examples"] == 23 and sum(map(sum, m["test_analysis"]["confusion"]["matrix"])) == 23
+        assert m["validation_test_gap"]["f1"] == pytest.approx(m["validation"]["f1"] - m["test"]["f1"])
+        gap_failed = any("--max-gap 0" in f for f in report["floors"]["failures"])
+        assert rc == 1 and gap_failed == (m["validation_test_gap"]["f1"] != 0)
+        capsys.readouterr()
+        # The saved model, reloaded by `evaluate`, scores the test split as the run did in memory.
+        assert main(["evaluate", "--model", str(out / "model"), "--data", raw_dir, "--split", "test"]) == 0
+        scored = json.loads(capsys.readouterr().out)
+        assert (scored["accuracy"], scored["f1"]) == (m["test"]["accuracy"], m["test"]["f1"])
+        assert scored["analysis"]["confusion"] == m["test_analysis"]["confusion"]
+
+    def test_evaluate_refuses_a_model_without_a_trained_head(self, tmp_path, tiny_model_factory, mrpc_tokenizer, glue_dir, capsys):
+        folder = tmp_path / "pretrained"
+        tiny_model_factory(seed=0).bert.save_pretrained(folder)  # the encoder alone, as a pretrained checkpoint ships
+        mrpc_tokenizer.save_pretrained(folder)
+        assert main(["evaluate", "--model", str(folder), "--data", glue_dir]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "no trained classification head" in err.splitlines()[-1] and "fine-tune it first" in err.splitlines()[-1]
+        assert "LOAD REPORT" not in err  # transformers' multi-line table is replaced by our one line
+
+    def test_evaluate_judges_the_floors(self, tiny_model_dir, glue_dir, capsys):
+        assert main(["evaluate", "--model", tiny_model_dir, "--data", glue_dir, "--min-f1", "0.95"]) == 1
+        printed = json.loads(capsys.readouterr().out)
+        assert printed["floors"]["passed"] is False and printed["baseline"]["examples"] == 17
+
+    @pytest.mark.parametrize("flags, pattern", [(["--seeds", "3-1"], "runs backwards"), (["--seeds", "1", "--jobs", "0"], "--jobs"),
+                                                (["--seeds", "1", "--min-f1", "0.6"], "majority baseline")])
+    def test_sweep_bad_input_is_one_line(self, tmp_path, tiny_model_dir, glue_dir, capsys, flags, pattern):
+        rc = main(["sweep", "--model", tiny_model_dir, "--data", glue_dir, "--output-dir", str(tmp_path / "s"), *flags])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1 and pattern in err

@@ -103,3 +103,75 @@ class TestMajorityBaseline:
         report = build_report({"model": "m", "loop": "manual"}, "m", "cpu", result, [1, 1, 1, 0])
         assert report["degenerate"]["flag"] and "only class 1" in report["degenerate"]["reason"]
         assert report["metrics"]["validation_baseline"]["accuracy"] == 0.75
+
+
+class TestConfusionAndMatthews:
+    @pytest.mark.filterwarnings("ignore:A single label was found")  # scikit-learn on one-class draws: fine here
+    @given(label_pairs)
+    @settings(max_examples=60, deadline=None)
+    def test_equal_scikit_learn(self, pair):
+        from sklearn.metrics import confusion_matrix, matthews_corrcoef, precision_score, recall_score
+
+        from mrpc_check.evaluation import confusion, matthews
+
+        predictions, references = pair
+        got = confusion(predictions, references)
+        assert got["matrix"] == confusion_matrix(references, predictions, labels=[0, 1]).tolist()
+        for c, name in enumerate(("not_equivalent", "equivalent")):
+            assert got["per_class"][name]["precision"] == pytest.approx(
+                precision_score(references, predictions, pos_label=c, zero_division=0))
+            assert got["per_class"][name]["recall"] == pytest.approx(recall_score(references, predictions, pos_label=c, zero_division=0))
+        assert matthews(predictions, references) == pytest.approx(matthews_corrcoef(references, predictions), abs=1e-12)
+
+    def test_matthews_is_zero_for_one_class_and_minus_one_for_inverted(self):
+        from mrpc_check.evaluation import matthews
+
+        assert matthews([1, 1, 1, 1], [1, 0, 1, 0]) == 0.0
+        assert matthews([0, 1, 0, 1], [1, 0, 1, 0]) == pytest.approx(-1.0)
+
+
+class TestBootstrapInterval:
+    def test_perfect_predictions_have_a_point_interval(self):
+        from mrpc_check.evaluation import bootstrap_interval
+
+        labels = [1, 0, 1, 1, 0, 1, 1, 0] * 10
+        got = bootstrap_interval(labels, labels, seed=3)
+        assert got["accuracy"] == [1.0, 1.0] and got["f1"] == [1.0, 1.0]
+
+    def test_seeded_contains_the_estimate_and_shrinks_like_one_over_root_n(self):
+        from mrpc_check.evaluation import bootstrap_interval
+
+        rng = np.random.default_rng(0)
+        labels = (rng.random(400) < 0.68).astype(int)
+        predictions = np.where(rng.random(400) < 0.8, labels, 1 - labels)
+        a, b = bootstrap_interval(predictions, labels, seed=1), bootstrap_interval(predictions, labels, seed=1)
+        assert a == b  # seeded: the same interval every time
+        accuracy = float((predictions == labels).mean())
+        assert a["accuracy"][0] < accuracy < a["accuracy"][1]
+        # Closed form: the accuracy interval is about 2 x 1.96 x sqrt(p (1 - p) / n) wide.
+        assert a["accuracy"][1] - a["accuracy"][0] == pytest.approx(2 * 1.96 * np.sqrt(accuracy * (1 - accuracy) / 400), rel=0.15)
+        # Metamorphic: the same pairs four times over give an interval half as wide.
+        wide = bootstrap_interval(np.tile(predictions, 4), np.tile(labels, 4), seed=1)
+        ratio = (wide["f1"][1] - wide["f1"][0]) / (a["f1"][1] - a["f1"][0])
+        assert ratio == pytest.approx(0.5, rel=0.15)
+
+    def test_mismatched_lengths_are_refused(self):
+        from mrpc_check.evaluation import bootstrap_interval
+
+        with pytest.raises(ValueError, match="as many predictions as labels"):
+            bootstrap_interval([1, 0], [1, 0, 1])
+
+
+class TestAnalyse:
+    def test_report_carries_interval_mcc_and_confusion(self):
+        from mrpc_check.report import build_report
+        from mrpc_check.steplog import TrainResult
+
+        result = TrainResult(epochs=[{"epoch": 1, "accuracy": 0.75, "f1": 0.8}], eval_predictions=[1, 0, 1, 1], runtime_s=1.0)
+        report = build_report({"model": "m", "loop": "manual"}, "m", "cpu", result, [1, 0, 0, 1])
+        analysis = report["metrics"]["validation_analysis"]
+        assert analysis["confusion"]["matrix"] == [[1, 1], [0, 2]]
+        assert analysis["mcc"] == pytest.approx(1 / np.sqrt(3))
+        assert analysis["classes_predicted"] == [0, 1]
+        assert set(analysis["interval"]) >= {"f1", "accuracy", "level", "resamples", "seed"}
+        assert "test" not in report["metrics"] and not report["degenerate"]["flag"]

@@ -8,6 +8,12 @@ import pytest
 # datasets run in a subprocess.
 import datasets  # noqa: F401
 import torch
+import torch.distributed.fsdp  # noqa: F401  (save_pretrained imports it lazily, possibly after an inner run)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _models_saved_before_inner_runs(tiny_model_dir):
+    """save_pretrained imports parts of torch lazily; after an in-process inner run dropped them, that fails."""
 
 
 @pytest.fixture
@@ -128,4 +134,78 @@ class TestAcceptanceFloors:
         result = suite.runpytest("--pyargs", "mrpc_check.acceptance", "-m", "slow and not gpu", "--mrpc-data", glue_dir,
                                  "--mrpc-min-f1", "0.5", "--mrpc-min-accuracy", "0.5", "--mrpc-model", "minilm")
         result.assert_outcomes(failed=2)
-        result.stdout.fnmatch_lines(["*at or below this split's majority baseline (F1 0.*, accuracy 0.*): pass floors above it*"])
+        result.stdout.fnmatch_lines(["*at or below the validation majority baseline (F1 0.7857, accuracy 0.6471*pass floors above it*"])
+
+    def test_checkpoint_as_is_skips_without_one_and_names_the_flag(self, suite, glue_dir):
+        result = suite.runpytest_subprocess("--pyargs", "mrpc_check.acceptance", "-k", "checkpoint_as_is", "--mrpc-data", glue_dir, "-rs")
+        result.assert_outcomes(skipped=1)
+        result.stdout.fnmatch_lines(["*pass --mrpc-checkpoint DIR*"])
+
+    def test_a_pretrained_model_is_not_judged_as_a_fine_tuned_one(self, suite, glue_dir, tiny_model_factory, mrpc_tokenizer, tmp_path):
+        folder = tmp_path / "pretrained"
+        tiny_model_factory(seed=0).bert.save_pretrained(folder)
+        mrpc_tokenizer.save_pretrained(folder)
+        result = suite.runpytest_subprocess("--pyargs", "mrpc_check.acceptance", "--mrpc-checkpoint", str(folder),
+                                            "--mrpc-data", glue_dir, "-m", "not gpu")
+        result.assert_outcomes(failed=1, skipped=2)  # the fine-tuning tests skip: a checkpoint is judged as it is
+        result.stdout.fnmatch_lines(["*no trained classification head*"])
+
+    def test_a_model_that_knows_the_answers_passes_in_seconds(self, suite, glue_dir, tiny_model_dir, tmp_path):
+        """A model fine-tuned on the validation pairs themselves predicts them all: every rule must pass."""
+        import shutil
+        import subprocess
+        import sys
+
+        memo = tmp_path / "memo"
+        memo.mkdir()
+        for name in ("train.tsv", "dev.tsv"):
+            shutil.copy(f"{glue_dir}/dev.tsv", memo / name)
+        trained = subprocess.run([sys.executable, "-m", "mrpc_check", "train", "--model", tiny_model_dir, "--data", str(memo),
+                                  "--epochs", "40", "--lr", "2e-3", "--batch-size", "4", "--output-dir", str(tmp_path / "run"),
+                                  "--min-f1", "0.999", "--min-accuracy", "0.999"], capture_output=True, text=True, timeout=300)
+        assert trained.returncode == 0, trained.stderr[-1500:]
+        result = suite.runpytest_subprocess("--pyargs", "mrpc_check.acceptance", "-k", "checkpoint_as_is", "-s",
+                                            "--mrpc-checkpoint", str(tmp_path / "run" / "model"), "--mrpc-data", str(memo),
+                                            "--mrpc-min-f1", "0.9", "--mrpc-min-accuracy", "0.9", "--mrpc-floor-on", "lower")
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(['*"split": "validation", "accuracy": 1.0, "f1": 1.0, "f1_95": [[]1.0, 1.0[]]*'])
+
+
+class TestSeedSweep:
+    def test_seeds_become_parametrized_tests(self, suite):
+        suite.makepyfile("def test_run(mrpc_seed):\n    pass\n")
+        suite.runpytest_inprocess("--mrpc-seeds", "3", "--collect-only", "-q").stdout.fnmatch_lines(
+            ["*test_run[[]seed42[]]", "*test_run[[]seed43[]]", "*test_run[[]seed44[]]"])
+        suite.runpytest_inprocess("--mrpc-seeds", "5-6").assert_outcomes(passed=2)
+        result = suite.runpytest_inprocess("--mrpc-seeds", "2,2")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(["*given twice*"])
+
+    RUNS = """
+        import pytest
+
+        F1 = {F1}
+
+        @pytest.mark.parametrize("seed", sorted(F1))
+        def test_seed(request, seed):
+            run = {{"loop": "manual", "seed": seed, "f1": F1[seed], "accuracy": 0.8, "degenerate": None,
+                    "interval": {{"f1": [F1[seed] - 0.03, F1[seed] + 0.03], "accuracy": [0.76, 0.84]}},
+                    "baseline": {{"f1": 0.8122, "accuracy": 0.6838}}}}
+            request.node.user_properties.append(("mrpc_run", run))
+        """
+
+    @pytest.mark.parametrize("f1, verdict, code", [({1: 0.80, 2: 0.86, 3: 0.88}, "PASS", 0),
+                                                   ({1: 0.80, 2: 0.84, 3: 0.88}, "FAIL: median validation f1 0.8400 < floor 0.85", 1)])
+    def test_the_median_of_the_seeds_is_judged_once_at_the_end(self, suite, f1, verdict, code):
+        suite.makepyfile(self.RUNS.format(F1=f1))
+        result = suite.runpytest_inprocess()
+        result.assert_outcomes(passed=3)  # each seed alone was sane: the verdict is the sweep's
+        assert result.ret == code
+        result.stdout.fnmatch_lines(["*mrpc_check seed sweep*", "*rule: no run degenerate, and median F1 >= 0.85*", f"{verdict}*"])
+
+    def test_the_verdict_gathers_seeds_run_on_xdist_workers(self, suite):
+        suite.makepyfile(self.RUNS.format(F1={1: 0.80, 2: 0.84, 3: 0.88, 4: 0.83}))
+        result = suite.runpytest_subprocess("-n", "2", "-p", "xdist")
+        assert result.ret == 1
+        result.stdout.fnmatch_lines(["*median validation f1 0.8350 < floor 0.85*"])
+        assert result.stdout.str().count("mrpc_check seed sweep") == 1

@@ -1,0 +1,324 @@
+"""Seed sweeps: one recipe over several seeds, judged by the spread, not by one lucky draw.
+
+Fine-tuning BERT-style models on MRPC is unstable across seeds: some runs collapse to the
+majority class and F1 spreads over several points (Dodge et al. 2020; Mosbach et al. 2021).
+A sweep trains ``OUTPUT/seed-<s>/`` per seed with :func:`mrpc_check.pipeline.run_training`,
+then reports median, quartiles, min and max of validation (and, when labelled, test) F1 and
+accuracy, the rate of degenerate runs, and a verdict by a printed rule.
+
+A finished seed (its ``report.json`` holds the same recipe) is read back, never redone, so a
+killed sweep resumes where it stopped; with ``--checkpoint-every`` an unfinished seed resumes
+from its last checkpoint. Seeds are independent jobs: ``jobs > 1`` hands them to the
+standard library's process pool, each process with ``cores / jobs`` torch threads and, on a
+machine with several GPUs, its own GPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
+from mrpc_check.config import TrainConfig
+from mrpc_check.errors import ConfigError
+from mrpc_check.floors import Floors, refuse_at_baseline
+
+RULES = ("median", "all")
+SWEEP_JSON = "sweep.json"
+SWEEP_PLOT = "sweep.png"
+# Config fields that differ between seeds of one sweep, or between a sweep and its resumption,
+# without changing the recipe.
+_PER_RUN = {"seed", "output_dir", "overwrite", "resume", "checkpoint_every", "log_every", "num_workers"}
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"1,2,3"``, ``"1-5"`` or a mix (``"1-3,10"``) -> distinct seeds in the order given.
+
+    Raises:
+        ConfigError: empty, not integers, a descending range, or a seed given twice.
+    """
+    seeds: list[int] = []
+    for part in (p.strip() for p in str(text).split(",")):
+        if not part:
+            continue
+        try:
+            bounds = [int(x) for x in part.split("-", 1)]
+        except ValueError:
+            raise ConfigError(f"--seeds takes integers and ranges such as 1,2,3 or 1-5, got {text!r}") from None
+        if len(bounds) == 2 and bounds[1] < bounds[0]:
+            raise ConfigError(f"--seeds: range {part!r} runs backwards: write {bounds[1]}-{bounds[0]}")
+        seeds.extend(range(bounds[0], bounds[-1] + 1))
+    if not seeds:
+        raise ConfigError(f"--seeds names no seed in {text!r}: pass e.g. --seeds 1,2,3,4,5")
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ConfigError(f"--seeds: seed(s) {', '.join(map(str, repeated))} given twice; each seed is one run")
+    return seeds
+
+
+def seed_dir(out: Path, seed: int) -> Path:
+    return Path(out) / f"seed-{seed}"
+
+
+def _quartiles(values: Sequence[float]) -> dict:
+    import numpy as np
+
+    q1, median, q3 = (float(v) for v in np.percentile(values, [25, 50, 75]))
+    return {"median": median, "q1": q1, "q3": q3, "iqr": q3 - q1, "min": float(min(values)), "max": float(max(values))}
+
+
+def rule_text(floors: Floors, rule: str) -> str:
+    """The pass rule in words, as printed with every verdict."""
+    value = "" if floors.on == "point" else " (95 % interval lower ends)"
+    if rule == "median":
+        return (f"no run degenerate, and median F1{value} >= {floors.min_f1} and median accuracy{value} >= {floors.min_accuracy}")
+    return f"no run degenerate, and every run's F1{value} >= {floors.min_f1} and accuracy{value} >= {floors.min_accuracy}"
+
+
+def summarise(runs: list[dict], floors: Floors, rule: str = "median") -> dict:
+    """Spread and verdict of finished runs (each: seed, accuracy, f1, interval, degenerate[, test]).
+
+    Returns:
+        ``{"runs", "validation": {"f1": stats, "accuracy": stats}, "test": ... (when every run
+        has test scores), "degenerate_rate", "rule", "passed", "failures"}``.
+    """
+    if rule not in RULES:
+        raise ConfigError(f"--rule must be one of {', '.join(RULES)}, got {rule!r}")
+    if not runs:
+        raise ConfigError("a sweep summary needs at least one finished run")
+
+    def judged(run: dict, name: str) -> float:
+        return run[name] if floors.on == "point" else run["interval"][name][0]
+
+    summary = {"runs": len(runs), "validation": {n: _quartiles([r[n] for r in runs]) for n in ("f1", "accuracy")}}
+    if all(r.get("test") for r in runs):
+        summary["test"] = {n: _quartiles([r["test"][n] for r in runs]) for n in ("f1", "accuracy")}
+    degenerate = [r["seed"] for r in runs if r["degenerate"]]
+    summary["degenerate_rate"] = len(degenerate) / len(runs)
+    failures = [f"degenerate run(s): seed {', '.join(map(str, degenerate))}"] if degenerate else []
+    for name, floor in (("f1", floors.min_f1), ("accuracy", floors.min_accuracy)):
+        values = [judged(r, name) for r in runs]
+        if rule == "median":
+            median = _quartiles(values)["median"]
+            if median < floor:
+                failures.append(f"median validation {name} {median:.4f} < floor {floor}")
+        else:
+            low = [r["seed"] for r, v in zip(runs, values) if v < floor]
+            if low:
+                failures.append(f"validation {name} below floor {floor} for seed {', '.join(map(str, low))}")
+    summary.update({"rule": rule_text(floors, rule), "passed": not failures, "failures": failures})
+    return summary
+
+
+def run_entry(report: dict, seed: int, folder: Path) -> dict:
+    """What a sweep keeps of one run's report."""
+    m = report["metrics"]
+    entry = {
+        "seed": seed,
+        "accuracy": m["validation"]["accuracy"],
+        "f1": m["validation"]["f1"],
+        "mcc": m["validation_analysis"]["mcc"],
+        "interval": {k: m["validation_analysis"]["interval"][k] for k in ("f1", "accuracy")},
+        "degenerate": report["degenerate"]["reason"],
+        "train_s": report["train"]["runtime_s"],
+        "report": str(folder / "report.json"),
+    }
+    if "test" in m:
+        entry["test"] = {"accuracy": m["test"]["accuracy"], "f1": m["test"]["f1"]}
+    return entry
+
+
+def _same_recipe(saved: dict, wanted: dict) -> bool:
+    from mrpc_check.report import normalised_paths
+
+    wanted = normalised_paths(wanted)  # reports store absolute paths
+    return {k: v for k, v in saved.items() if k not in _PER_RUN} == {k: v for k, v in wanted.items() if k not in _PER_RUN}
+
+
+def _plan(cfg: TrainConfig, seeds: Sequence[int], out: Path, overwrite: bool) -> tuple[list[dict], list[TrainConfig]]:
+    """Finished runs to read back, and configs of the runs still to do."""
+    from mrpc_check.checkpoint import latest_checkpoint
+
+    done, todo = [], []
+    for seed in seeds:
+        folder = seed_dir(out, seed)
+        run_cfg = dataclasses.replace(cfg, seed=seed, output_dir=str(folder), overwrite=False, resume=False)
+        report_path = folder / "report.json"
+        if report_path.is_file() and not overwrite:
+            try:
+                report = json.loads(report_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                report = None
+            if report is not None and _same_recipe(report.get("config", {}), run_cfg.to_dict()):
+                done.append(run_entry(report, seed, folder))
+                continue
+            raise ConfigError(f"{str(folder)!r} holds a run of another recipe (or an unreadable report): "
+                              "pass --overwrite to redo it, or another --output-dir")
+        if report_path.is_file():
+            run_cfg = dataclasses.replace(run_cfg, overwrite=True)
+        elif cfg.checkpoint_every and latest_checkpoint(folder) is not None:
+            run_cfg = dataclasses.replace(run_cfg, resume=True)  # a killed seed goes on from its checkpoint
+        todo.append(run_cfg)
+    return done, todo
+
+
+def _one_run(cfg_dict: dict) -> dict:
+    """One seed, start to end (in this process or a pool worker)."""
+    from mrpc_check.config import make_config
+    from mrpc_check.pipeline import run_training
+    from mrpc_check.testing import reset_accelerate
+
+    reset_accelerate()  # runs in one process must not inherit the previous run's Accelerator
+    cfg = make_config(**cfg_dict)
+    return run_entry(run_training(cfg), cfg.seed, Path(cfg.output_dir))
+
+
+def _worker_init(threads: int, devices) -> None:
+    """Pool worker set-up: its share of the cores and, on a multi-GPU machine, one GPU of its own."""
+    import torch
+
+    torch.set_num_threads(threads)
+    os.environ["TQDM_DISABLE"] = "1"  # one progress bar, the sweep's, not one per worker
+    if devices is not None:
+        # Each worker takes the next GPU index from the queue before CUDA initialises.
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(devices.get())
+
+
+def _gpu_queue(ctx, jobs: int):
+    """A queue of GPU indices for ``jobs`` workers (round robin), or None without CUDA."""
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        return None
+    queue = ctx.Queue()
+    for i in range(jobs):
+        queue.put(i % count)
+    return queue
+
+
+def run_sweep(cfg: TrainConfig, seeds: Sequence[int], out, floors: Optional[Floors] = None, rule: str = "median",
+              jobs: int = 1, overwrite: bool = False, progress: bool = True) -> dict:
+    """Train ``cfg`` once per seed under ``out/seed-<s>/`` and judge the spread.
+
+    Args:
+        cfg: the recipe (its ``seed`` and ``output_dir`` are replaced per run).
+        seeds: distinct seeds.
+        out: the sweep folder: ``seed-<s>/`` per run, ``sweep.json``, ``sweep.png``.
+        floors: the acceptance rules (default :class:`Floors`); refused before any run when
+            the majority class alone clears them.
+        rule: ``median`` or ``all`` (see :func:`rule_text`).
+        jobs: runs at once, each in its own process.
+        overwrite: redo finished seeds instead of reading them back.
+
+    Returns:
+        ``{"config", "seeds", "floors", "baseline", "runs", "summary"}`` (also ``out/sweep.json``).
+
+    Raises:
+        MrpcCheckError: bad input, before any run starts.
+    """
+    from tqdm.auto import tqdm
+
+    from mrpc_check.data import load_mrpc
+    from mrpc_check.evaluation import majority_baseline
+    from mrpc_check.report import atomic_write_text
+
+    floors = floors or Floors()
+    if rule not in RULES:
+        raise ConfigError(f"--rule must be one of {', '.join(RULES)}, got {rule!r}")
+    if jobs <= 0:
+        raise ConfigError(f"--jobs must be a positive integer, got {jobs}")
+    out = Path(out).expanduser()
+    baseline = majority_baseline(load_mrpc(cfg.data)["validation"]["label"])
+    refuse_at_baseline(floors, baseline)
+    done, todo = _plan(cfg, seeds, out, overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    order = {s: i for i, s in enumerate(seeds)}
+
+    def record(runs: list[dict], final: bool) -> dict:
+        runs = sorted(runs, key=lambda r: order[r["seed"]])
+        result = {"config": {**cfg.to_dict(), "output_dir": str(out.resolve())}, "seeds": list(seeds),
+                  "floors": floors.to_dict(), "baseline": baseline, "runs": runs, "complete": final,
+                  "summary": summarise(runs, floors, rule) if runs else None}
+        atomic_write_text(out / SWEEP_JSON, json.dumps(result, indent=2) + "\n")
+        return result
+
+    runs = list(done)
+    bar = tqdm(total=len(seeds), initial=len(done), desc="sweep", unit="run", disable=not progress, dynamic_ncols=True)
+    if todo and jobs == 1:
+        for run_cfg in todo:
+            runs.append(_one_run(run_cfg.to_dict()))
+            record(runs, final=False)  # a kill now loses nothing finished
+            bar.set_postfix(seed=runs[-1]["seed"], f1=f"{runs[-1]['f1']:.4f}")
+            bar.update()
+    elif todo:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch thread pools
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_worker_init,
+                                 initargs=(threads, _gpu_queue(ctx, jobs))) as pool:
+            futures = [pool.submit(_one_run, run_cfg.to_dict()) for run_cfg in todo]
+            for future in as_completed(futures):
+                runs.append(future.result())
+                record(runs, final=False)
+                bar.set_postfix(seed=runs[-1]["seed"], f1=f"{runs[-1]['f1']:.4f}")
+                bar.update()
+    bar.close()
+    result = record(runs, final=True)
+    skipped = draw_sweep(result, out / SWEEP_PLOT)
+    if skipped:
+        print(skipped)
+    return result
+
+
+def format_summary(result: dict) -> str:
+    """The sweep's verdict as a few lines for the terminal."""
+    s = result["summary"]
+    lines = [f"{'seed':>6}  {'F1':>7}  {'accuracy':>8}  degenerate"]
+    for r in result["runs"]:
+        lines.append(f"{r['seed']:>6}  {r['f1']:7.4f}  {r['accuracy']:8.4f}  {r['degenerate'] or '-'}")
+    for split in ("validation", "test"):
+        if split in s:
+            for name in ("f1", "accuracy"):
+                q = s[split][name]
+                lines.append(f"{split} {name}: median {q['median']:.4f}  IQR {q['iqr']:.4f} [{q['q1']:.4f}, {q['q3']:.4f}]  "
+                             f"min {q['min']:.4f}  max {q['max']:.4f}")
+    b = result["baseline"]
+    lines.append(f"majority baseline: F1 {b['f1']:.4f}, accuracy {b['accuracy']:.4f}; degenerate rate {s['degenerate_rate']:.2f}")
+    lines.append(f"rule: {s['rule']}")
+    lines.append("PASS" if s["passed"] else "FAIL: " + "; ".join(s["failures"]))
+    return "\n".join(lines)
+
+
+def draw_sweep(result: dict, path: Path) -> Optional[str]:
+    """Per-seed validation F1 and accuracy, with the floors, the baseline and the medians, as a PNG."""
+    from mrpc_check.report import pyplot, save_figure
+
+    plt = pyplot()
+    if plt is None:
+        return f"{path.name} skipped: matplotlib is not installed (pip install 'mrpc-check[plot]')"
+    runs, s = result["runs"], result["summary"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, name, label in ((axes[0], "f1", "F1 (equivalent)"), (axes[1], "accuracy", "accuracy")):
+        xs = list(range(len(runs)))
+        colours = ["tab:red" if r["degenerate"] else "tab:blue" for r in runs]
+        lows = [r[name] - r["interval"][name][0] for r in runs]
+        highs = [r["interval"][name][1] - r[name] for r in runs]
+        ax.errorbar(xs, [r[name] for r in runs], yerr=[lows, highs], fmt="none", ecolor="lightgray", capsize=3)
+        ax.scatter(xs, [r[name] for r in runs], c=colours, zorder=3)
+        ax.axhline(result["floors"][f"min_{name}"], color="tab:green", linestyle="--", label="floor")
+        ax.axhline(result["baseline"][name], color="tab:gray", linestyle=":", label="majority baseline")
+        ax.axhline(s["validation"][name]["median"], color="tab:blue", linewidth=0.8, label="median")
+        ax.set_xticks(xs)
+        ax.set_xticklabels([str(r["seed"]) for r in runs])
+        ax.set_xlabel("seed (red: degenerate; bars: bootstrap 95 % interval)")
+        ax.set_ylabel(f"validation {label}")
+        ax.legend(loc="lower right", fontsize=8)
+    fig.suptitle(f"{result['config']['model']}, {result['config']['loop']} loop: {len(runs)} seeds, "
+                 + ("PASS" if s["passed"] else "FAIL"), color="black" if s["passed"] else "tab:red")
+    save_figure(fig, path)
+    return None

@@ -1,0 +1,116 @@
+"""Seed sweeps: seed parsing, the spread and its verdict, resumption, the process pool."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mrpc_check import sweep
+from mrpc_check.config import make_config
+from mrpc_check.errors import ConfigError
+from mrpc_check.floors import Floors
+
+
+def run(seed, f1, accuracy, degenerate=None, low=None):
+    low = f1 - 0.03 if low is None else low
+    return {"seed": seed, "f1": f1, "accuracy": accuracy, "degenerate": degenerate,
+            "interval": {"f1": [low, f1 + 0.03], "accuracy": [accuracy - 0.04, accuracy + 0.04]}}
+
+
+class TestParseSeeds:
+    @pytest.mark.parametrize("text, seeds", [("1,2,3", [1, 2, 3]), ("1-3,10", [1, 2, 3, 10]), (" 7 ", [7]), ("3,1", [3, 1])])
+    def test_lists_and_ranges(self, text, seeds):
+        assert sweep.parse_seeds(text) == seeds
+
+    @pytest.mark.parametrize("text, pattern", [("", "names no seed"), ("a,b", "integers and ranges"), ("5-1", "backwards"),
+                                               ("1,2,1", "given twice")])
+    def test_bad_lists_name_the_fix(self, text, pattern):
+        with pytest.raises(ConfigError, match=pattern):
+            sweep.parse_seeds(text)
+
+
+class TestSummarise:
+    RUNS = [run(1, 0.80, 0.74), run(2, 0.86, 0.80), run(3, 0.88, 0.82), run(4, 0.90, 0.85), run(5, 0.84, 0.79)]
+
+    def test_median_quartiles_and_extremes(self):
+        s = sweep.summarise(self.RUNS, Floors(min_f1=0.85, min_accuracy=0.78))
+        f1 = s["validation"]["f1"]
+        # Sorted F1 0.80 0.84 0.86 0.88 0.90: quartiles fall on the 2nd and 4th values exactly.
+        assert (f1["median"], f1["q1"], f1["q3"], f1["min"], f1["max"]) == pytest.approx((0.86, 0.84, 0.88, 0.80, 0.90))
+        assert f1["iqr"] == pytest.approx(0.04)
+        assert s["validation"]["accuracy"]["median"] == pytest.approx(0.80)
+        assert s["passed"] and s["degenerate_rate"] == 0 and "median F1 >= 0.85" in s["rule"]
+
+    def test_rule_all_names_the_seeds_below_the_floor(self):
+        s = sweep.summarise(self.RUNS, Floors(min_f1=0.85, min_accuracy=0.78), rule="all")
+        assert not s["passed"] and "f1 below floor 0.85 for seed 1, 5" in s["failures"][0].replace("validation ", "")
+
+    def test_one_degenerate_seed_fails_a_sweep_whose_median_clears(self):
+        runs = self.RUNS[:4] + [run(5, 0.81, 0.68, degenerate="predicts only class 1")]
+        s = sweep.summarise(runs, Floors(min_f1=0.85, min_accuracy=0.78))
+        assert not s["passed"] and s["degenerate_rate"] == pytest.approx(0.2) and s["failures"] == ["degenerate run(s): seed 5"]
+
+    def test_floor_on_the_lower_bounds(self):
+        s = sweep.summarise(self.RUNS, Floors(min_f1=0.85, min_accuracy=0.78, on="lower"))
+        assert not s["passed"] and "median validation f1 0.8300 < floor 0.85" in s["failures"]
+
+
+@pytest.fixture
+def tiny_cfg(tiny_model_dir, raw_dir):
+    return make_config(model=tiny_model_dir, data=raw_dir, epochs=1, max_train_samples=16)
+
+
+class TestRunSweep:
+    def test_killed_sweep_resumes_without_redoing_finished_seeds(self, tmp_path, tiny_cfg, monkeypatch):
+        real, calls = sweep._one_run, []
+
+        def counting(cfg_dict, stop_at=None):
+            calls.append(cfg_dict["seed"])
+            if stop_at is not None and cfg_dict["seed"] == stop_at:
+                raise KeyboardInterrupt  # a kill between seeds
+            return real(cfg_dict)
+
+        floors = Floors(min_f1=0.9, min_accuracy=0.9)
+        monkeypatch.setattr(sweep, "_one_run", lambda d: counting(d, stop_at=2))
+        with pytest.raises(KeyboardInterrupt):
+            sweep.run_sweep(tiny_cfg, [1, 2, 3], tmp_path, floors, progress=False)
+        saved = json.loads((tmp_path / "sweep.json").read_text())
+        assert [r["seed"] for r in saved["runs"]] == [1] and not saved["complete"]
+        monkeypatch.setattr(sweep, "_one_run", counting)
+        result = sweep.run_sweep(tiny_cfg, [1, 2, 3], tmp_path, floors, progress=False)
+        assert calls == [1, 2, 2, 3]  # seed 1 read back, not redone
+        assert [r["seed"] for r in result["runs"]] == [1, 2, 3] and result["complete"]
+        assert result["runs"][0] == saved["runs"][0]
+        assert "test" in result["summary"]  # the raw MSR data carries a labelled test split
+        assert (tmp_path / "sweep.png").is_file() or "matplotlib" not in sys.modules
+        assert result["summary"]["runs"] == 3 and result["baseline"]["examples"] == 17
+
+    def test_a_seed_folder_from_another_recipe_is_refused(self, tmp_path, tiny_cfg):
+        floors = Floors(min_f1=0.9, min_accuracy=0.9)
+        sweep.run_sweep(tiny_cfg, [1], tmp_path, floors, progress=False)
+        other = make_config(tiny_cfg, lr=1e-3)
+        with pytest.raises(ConfigError, match="another recipe.*--overwrite"):
+            sweep.run_sweep(other, [1], tmp_path, floors, progress=False)
+        assert sweep.run_sweep(other, [1], tmp_path, floors, overwrite=True, progress=False)["config"]["lr"] == 1e-3
+
+    def test_floor_at_the_baseline_is_refused_before_any_run(self, tmp_path, tiny_cfg):
+        with pytest.raises(ConfigError, match="majority baseline"):
+            sweep.run_sweep(tiny_cfg, [1, 2], tmp_path / "s", Floors(min_f1=0.5, min_accuracy=0.9), progress=False)
+        assert not (tmp_path / "s").exists()
+
+    def test_jobs_give_the_runs_one_process_gives(self, tmp_path, tiny_model_dir, raw_dir):
+        """The process pool changes where seeds run, not what they compute (same predictions, so same scores)."""
+        args = ["--model", tiny_model_dir, "--data", raw_dir, "--epochs", "1", "--max-train-samples", "16",
+                "--min-f1", "0.9", "--min-accuracy", "0.9"]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        pooled = subprocess.run([sys.executable, "-m", "mrpc_check", "sweep", "--seeds", "1,2", "--jobs", "2",
+                                 "--output-dir", str(tmp_path / "pool"), *args], capture_output=True, text=True, env=env, timeout=300)
+        assert pooled.returncode in (0, 1), pooled.stderr[-2000:]
+        assert "rule: no run degenerate" in pooled.stdout and ("PASS" in pooled.stdout) == (pooled.returncode == 0)
+        cfg = make_config(model=tiny_model_dir, data=raw_dir, epochs=1, max_train_samples=16)
+        alone = sweep.run_sweep(cfg, [1, 2], tmp_path / "alone", Floors(0.9, 0.9), progress=False)
+        pool = json.loads((tmp_path / "pool" / "sweep.json").read_text())
+        for a, b in zip(alone["runs"], pool["runs"]):
+            assert (a["seed"], a["f1"], a["accuracy"], a.get("test")) == (b["seed"], b["f1"], b["accuracy"], b.get("test"))
