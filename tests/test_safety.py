@@ -59,7 +59,7 @@ class TestRunTime:
         from mrpc_check.model import load_model, load_tokenizer
 
         seen = []
-        monkeypatch.setattr(AutoModelForSequenceClassification, "from_pretrained", lambda *a, **k: seen.append(k) or "model")
+        monkeypatch.setattr(AutoModelForSequenceClassification, "from_pretrained", lambda *a, **k: seen.append(k) or ("model", {}))
         monkeypatch.setattr(AutoTokenizer, "from_pretrained", lambda *a, **k: seen.append(k) or "tok")
         load_model("x", ["a", "b"])
         load_tokenizer("x")
