@@ -8,18 +8,30 @@ A checkpoint is a folder ``OUTPUT/checkpoints/step-NNNNNNNN`` holding:
 * ``progress.json``: where the loop was (epoch, batches done in it, optimizer steps), the
   python and numpy RNG states, what the loop had recorded so far, and the run's config.
 
+* ``manifest.json``: size and SHA-256 of the three files above, written last.
+
 It is written into a hidden temporary folder and renamed into place, so a kill at any moment
-leaves either the new checkpoint whole or none of it; the previous one is deleted only after.
-Saves happen only at optimizer-step boundaries, where no gradient is pending.
+leaves either the new checkpoint whole or none of it; older ones beyond ``keep`` are deleted
+only after. Saves happen only at optimizer-step boundaries, where no gradient is pending.
+A checkpoint damaged later (a truncated copy, a full disk, a filesystem hiccup) fails its
+manifest on ``--resume``: it is named in a warning and the previous one is used instead.
+SIGTERM and SIGINT (:class:`Checkpointer.signals`) stop the loop at the next optimizer step
+with a checkpoint written there.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import json
 import os
 import random
 import shutil
+import signal
+import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -27,12 +39,15 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from mrpc_check.errors import ConfigError
+from mrpc_check.errors import ConfigError, Preempted, TrainingError
 
 CHECKPOINT_DIR = "checkpoints"
 _PREFIX = "step-"
+MANIFEST = "manifest.json"
+_FILES = ("model.safetensors", "state.pt", "progress.json")
+KEEP_DEFAULT = 2  # checkpoints kept: the newest, and one to fall back to when the newest is damaged
 # Fields that may change between a run and its resumption without changing what it computes.
-RESUMABLE_CHANGES = {"resume", "overwrite", "checkpoint_every", "output_dir", "log_every", "num_workers"}
+RESUMABLE_CHANGES = {"resume", "overwrite", "checkpoint_every", "keep_checkpoints", "output_dir", "log_every", "num_workers"}
 
 
 @dataclass
@@ -59,12 +74,43 @@ def parse_every(text: Optional[str]):
 
 
 def checkpoints_in(out: Path) -> list[Path]:
-    """Complete checkpoints in ``out``, oldest first (temporary folders are never listed)."""
+    """Checkpoint folders in ``out``, oldest first, damaged ones included (temporary folders never)."""
     folder = Path(out) / CHECKPOINT_DIR
     if not folder.is_dir():
         return []
-    found = [p for p in folder.iterdir() if p.is_dir() and p.name.startswith(_PREFIX) and (p / "progress.json").is_file()]
+    found = [p for p in folder.iterdir() if p.is_dir() and p.name.startswith(_PREFIX) and p.name[len(_PREFIX):].isdigit()]
     return sorted(found, key=lambda p: int(p.name[len(_PREFIX):]))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def damage(path: Path) -> Optional[str]:
+    """What is wrong with a checkpoint folder (missing, truncated or altered file), or None when it is whole."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        files = manifest["files"]
+    except FileNotFoundError:
+        return f"{MANIFEST} missing"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"{MANIFEST} unreadable ({type(exc).__name__})"
+    for name in _FILES:
+        f = path / name
+        if name not in files:
+            return f"{name} not listed in {MANIFEST}"
+        if not f.is_file():
+            return f"{name} missing"
+        size = f.stat().st_size
+        if size != files[name]["size"]:
+            return f"{name} is {size} bytes, {files[name]['size']} were written"
+        if _sha256(f) != files[name]["sha256"]:
+            return f"{name} does not match its SHA-256"
+    return None
 
 
 def latest_checkpoint(out: Path) -> Optional[Path]:
@@ -87,8 +133,8 @@ def _set_rng_state(state: dict) -> None:
     np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
 
 
-def save_checkpoint(out: Path, model, optimizer, scheduler, progress: Progress, config: dict, keep: int = 1) -> Path:
-    """Write a checkpoint atomically; keep the newest ``keep`` older ones besides it.
+def save_checkpoint(out: Path, model, optimizer, scheduler, progress: Progress, config: dict, keep: int = KEEP_DEFAULT) -> Path:
+    """Write a checkpoint atomically with its manifest; keep the newest ``keep`` checkpoints, this one included.
 
     Args:
         out: the run's output folder.
@@ -96,10 +142,13 @@ def save_checkpoint(out: Path, model, optimizer, scheduler, progress: Progress, 
         optimizer, scheduler: their states are saved.
         progress: position and records of the loop.
         config: the run's config, checked on resume.
-        keep: older checkpoints to keep.
+        keep: checkpoints to keep, the new one included.
 
     Returns:
         The new checkpoint's folder.
+
+    Raises:
+        TrainingError: the write failed (a full disk, say); the older checkpoints are untouched.
     """
     folder = Path(out) / CHECKPOINT_DIR
     folder.mkdir(parents=True, exist_ok=True)
@@ -121,13 +170,25 @@ def save_checkpoint(out: Path, model, optimizer, scheduler, progress: Progress, 
         meta = {"epoch": progress.epoch, "batches": progress.batches, "steps": progress.steps,
                 "record": progress.record, "rng": _rng_state(), "config": config}
         (tmp / "progress.json").write_text(json.dumps(meta))
+        files = {name: {"size": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)} for name in _FILES}
+        with open(tmp / MANIFEST, "w") as fh:
+            json.dump({"files": files}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
         if final.exists():  # a re-save at the same step (epoch end right after a step save)
             shutil.rmtree(final)
         os.replace(tmp, final)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        previous = latest_checkpoint(out)
+        kept = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
+        why = "no space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        raise TrainingError(f"checkpoint at step {progress.steps} not written to {folder} ({why}); {kept}: "
+                            "free space, then rerun the same command with --resume") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    for old in checkpoints_in(out)[: -(keep + 1)]:
+    for old in checkpoints_in(out)[: -max(keep, 1)]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
@@ -157,6 +218,28 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, config: dict) -> Pr
     return Progress(epoch=meta["epoch"], batches=meta["batches"], steps=meta["steps"], record=meta["record"])
 
 
+def usable_checkpoint(out: Path) -> Optional[Path]:
+    """The newest checkpoint that passes its manifest; each damaged newer one is named in a warning.
+
+    Raises:
+        ConfigError: checkpoints exist but none is whole (nothing is deleted).
+    """
+    found = checkpoints_in(out)
+    damaged = []
+    for path in reversed(found):
+        why = damage(path)
+        if why is None:
+            for bad, reason in damaged:
+                print(f"warning: checkpoint {bad} is damaged ({reason}): skipped, resuming from {path.name}", file=sys.stderr)
+            return path
+        damaged.append((path, why))
+    if damaged:
+        listed = "; ".join(f"{p.name}: {why}" for p, why in damaged)
+        raise ConfigError(f"--resume: no usable checkpoint in {Path(out) / CHECKPOINT_DIR} ({listed}): "
+                          "start over with --overwrite (the damaged checkpoints are left as they are)")
+    return None
+
+
 class Checkpointer:
     """Decides when to save, saves on the main process only, and restores on resume.
 
@@ -168,13 +251,20 @@ class Checkpointer:
         main_process: False on Accelerate's other ranks, which restore but never write.
     """
 
-    def __init__(self, out, every=None, config: Optional[dict] = None, resume: bool = False, main_process: bool = True):
+    def __init__(self, out, every=None, config: Optional[dict] = None, resume: bool = False, main_process: bool = True,
+                 keep: int = KEEP_DEFAULT):
         self.out = Path(out)
         self.every = parse_every(every) if isinstance(every, str) else every
         self.config = config or {}
-        self.resume_from = latest_checkpoint(self.out) if resume else None
+        self.keep = keep
+        self.resume_from = usable_checkpoint(self.out) if resume else None
         self.main_process = main_process
         self.last_saved: Optional[Path] = self.resume_from
+        self.stop_signal: Optional[int] = None  # set by the handlers that signals() installs
+        # Under several processes every rank must stop at the same step (max of the ranks' flags),
+        # and none may exit before the main process has written the checkpoint (barrier).
+        self.agree: Callable[[int], int] = lambda flag: flag
+        self.barrier: Callable[[], None] = lambda: None
 
     def restore(self, model, optimizer, scheduler) -> Progress:
         """Load the checkpoint to resume from, if any; else the start of training."""
@@ -185,6 +275,12 @@ class Checkpointer:
     # ``progress`` is a callable: building the record reads losses back from the device,
     # which only a save should pay for.
     def after_step(self, model, optimizer, scheduler, steps: int, progress: Callable[[], Progress]) -> None:
+        """Save when one is due; on SIGTERM/SIGINT save here and stop (:class:`Preempted`)."""
+        stop = self.agree(self.stop_signal or 0)
+        if stop:
+            self._save(model, optimizer, scheduler, progress())
+            self.barrier()
+            raise Preempted(stop, steps, self.last_saved)
         if isinstance(self.every, int) and steps % self.every == 0:
             self._save(model, optimizer, scheduler, progress())
 
@@ -194,7 +290,31 @@ class Checkpointer:
 
     def _save(self, model, optimizer, scheduler, progress: Progress) -> None:
         if self.main_process:
-            self.last_saved = save_checkpoint(self.out, model, optimizer, scheduler, progress, self.config)
+            self.last_saved = save_checkpoint(self.out, model, optimizer, scheduler, progress, self.config, self.keep)
+        else:  # the other ranks' idea of where the main process wrote
+            self.last_saved = Path(self.out) / CHECKPOINT_DIR / f"{_PREFIX}{progress.steps:08d}"
+
+    @contextlib.contextmanager
+    def signals(self):
+        """While training: SIGTERM and SIGINT ask the loop to stop at the next optimizer step, with a
+        checkpoint there (a second SIGINT stops at once). Outside the main thread, a no-op."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+
+        def ask(signum, frame):
+            if signum == signal.SIGINT and self.stop_signal is not None:
+                raise KeyboardInterrupt  # asked twice: do not wait for the step
+            self.stop_signal = signum
+            print(f"{signal.Signals(signum).name} received: stopping after this optimizer step, with a checkpoint",
+                  file=sys.stderr, flush=True)
+
+        previous = {s: signal.signal(s, ask) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
     def describe_last(self) -> str:
         return f"last good checkpoint {self.last_saved}" if self.last_saved else "no checkpoint was saved (see --checkpoint-every)"

@@ -19,7 +19,7 @@ from mrpc_check.config import (
     default_data_source,
     make_config,
 )
-from mrpc_check.errors import MrpcCheckError
+from mrpc_check.errors import MrpcCheckError, Preempted
 from mrpc_check.floors import FLOOR_ON, Floors
 from mrpc_check.sweep import RULES
 
@@ -101,7 +101,9 @@ def _recipe_args(p) -> None:
     p.add_argument("--output-dir", default=d.output_dir)
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --output-dir")
     p.add_argument("--checkpoint-every", default=None, metavar="{N,epoch}", help="save a resumable checkpoint every N optimizer steps or each epoch")
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
+    p.add_argument("--keep-checkpoints", type=int, default=d.keep_checkpoints,
+                   help="checkpoints kept: the newest, and older ones to fall back to when it is damaged [%(default)s]")
+    p.add_argument("--resume", action="store_true", help="continue from the newest whole checkpoint in --output-dir")
     p.add_argument("--fast", action="store_true",
                    help="fastest measured mode: --group-by-length --mixed-precision bf16 --batch-size 32 --lr 1e-4 (flags given explicitly win)")
 
@@ -172,6 +174,14 @@ def _verify(args: argparse.Namespace) -> int:
     return 1 if any(v.status == "fail" for v in verdicts) else 0
 
 
+def _close_progress_bars() -> None:
+    """Close a progress bar an error interrupted now, so that the error is the last line printed."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+
+
 def _floor_verdict(verdict: Optional[dict]) -> int:
     """Exit status of a judged run: 1 with one line per failed rule, after the results are written."""
     if verdict is None or verdict["passed"]:
@@ -212,7 +222,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _verify(args)
         else:
             print(json.dumps(inspect_pipeline(args.model, args.data or default_data_source(), args.batch_size, args.max_length), indent=2))
+    except Preempted as exc:  # not an error: the run stopped where asked, with its checkpoint
+        _close_progress_bars()
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return exc.exit_code
     except MrpcCheckError as exc:
+        _close_progress_bars()
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

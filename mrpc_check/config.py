@@ -56,7 +56,8 @@ class TrainConfig:
     output_dir: str = "mrpc-output"  # report.json, curves.png, model/
     overwrite: bool = False  # allow replacing a finished run in output_dir
     checkpoint_every: Optional[str] = None  # "epoch" or a number of optimizer steps; None: no checkpoints
-    resume: bool = False  # continue from the latest checkpoint in output_dir
+    keep_checkpoints: int = 2  # checkpoints kept: the newest and one to fall back to if it is damaged
+    resume: bool = False  # continue from the newest whole checkpoint in output_dir
     num_workers: int = 0  # DataLoader workers; 0 keeps collation in the training process
     log_every: int = 20  # optimizer steps between progress-bar loss updates (each one syncs)
 
@@ -72,7 +73,7 @@ class TrainConfig:
             raise ConfigError(f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.scheduler not in SCHEDULERS:
             raise ConfigError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
-        for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum", "log_every"):
+        for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum", "log_every", "keep_checkpoints"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{_flag(name)} must be a positive integer, got {getattr(self, name)}")
         if not self.lr > 0:

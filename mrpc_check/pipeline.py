@@ -5,7 +5,11 @@ data -> tokenize -> collate/batch -> model -> optimizer -> loop (+ metric) -> re
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
+import os
+from pathlib import Path
 from typing import Optional
 
 import torch
@@ -14,7 +18,7 @@ from mrpc_check.batching import make_collator, make_eval_loader, make_train_load
 from mrpc_check.checkpoint import Checkpointer
 from mrpc_check.config import TrainConfig
 from mrpc_check.data import LABEL_NAMES, label_counts, load_mrpc
-from mrpc_check.errors import ConfigError, DataError
+from mrpc_check.errors import ConfigError, DataError, TrainingError
 from mrpc_check.evaluation import analyse, evaluate_model, load_metric, majority_baseline
 from mrpc_check.floors import Floors, judge, judge_gap, refuse_at_baseline
 from mrpc_check.model import (
@@ -31,7 +35,10 @@ from mrpc_check.report import (
     REPORT_NAME,
     build_report,
     draw_curves,
+    ensure_writable,
+    output_lock,
     prepare_output_dir,
+    remove_if_empty,
     save_model_atomic,
     write_json,
 )
@@ -56,6 +63,23 @@ def run_training(cfg: TrainConfig, floors: Optional[Floors] = None) -> dict:
     Raises:
         MrpcCheckError: bad input anywhere (data, model, config, output folder).
     """
+    out = Path(cfg.output_dir).expanduser()
+    created = not out.exists()
+    # One writer per folder: the main process (RANK 0, or no launcher at all) holds the lock.
+    writer = os.environ.get("RANK", "0") == "0"
+    try:
+        if writer:
+            ensure_writable(out)
+        with output_lock(out) if writer else contextlib.nullcontext():
+            return _train(cfg, floors)
+    except BaseException:
+        if created and writer:
+            remove_if_empty(out)  # a failed run leaves no empty folder behind
+        raise
+
+
+def _train(cfg: TrainConfig, floors: Optional[Floors]) -> dict:
+    """:func:`run_training`'s stages, with the output folder locked."""
     from transformers import set_seed
 
     out = prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)  # refuse before hours of work, not after
@@ -77,9 +101,15 @@ def run_training(cfg: TrainConfig, floors: Optional[Floors] = None) -> dict:
     # 4. model (the head's initialisation draws from the seed)
     set_seed(cfg.seed)
     model = load_model(checkpoint, raw["train"].features["label"].names)
-    # 5-7. loaders, optimizer, loop with the metric after each epoch
-    checkpointer = Checkpointer(out, cfg.checkpoint_every, cfg.to_dict(), cfg.resume) if (cfg.checkpoint_every or cfg.resume) else None
-    result = fit(model, tokenizer, tokenized["train"], tokenized["validation"], collator, cfg, checkpointer)
+    # 5-7. loaders, optimizer, loop with the metric after each epoch; SIGTERM/SIGINT stop at a
+    # step boundary with a checkpoint (Trainer keeps its own checkpoints and signal handling).
+    if cfg.loop == "trainer":
+        result = fit(model, tokenizer, tokenized["train"], tokenized["validation"], collator, cfg)
+        checkpointer = None
+    else:
+        checkpointer = Checkpointer(out, cfg.checkpoint_every, cfg.to_dict(), cfg.resume, keep=cfg.keep_checkpoints)
+        with checkpointer.signals():
+            result = fit(model, tokenizer, tokenized["train"], tokenized["validation"], collator, cfg, checkpointer)
     # 8. the labelled test split, when the source has one (raw MSR files), scored once at the end
     test = score_test_split(model, tokenizer, tokenized, raw, collator, cfg) if result.main_process else None
     # 9. report
@@ -90,8 +120,14 @@ def run_training(cfg: TrainConfig, floors: Optional[Floors] = None) -> dict:
         print(f"warning: degenerate run: {report['degenerate']['reason']}")
     if not result.main_process:
         return report
-    save_model_atomic(model, tokenizer, out)
-    write_json(out / REPORT_NAME, report)
+    try:
+        save_model_atomic(model, tokenizer, out)
+        write_json(out / REPORT_NAME, report)
+    except OSError as exc:
+        why = "no space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        kept = f"checkpoint {checkpointer.last_saved} is kept" if checkpointer and checkpointer.last_saved else "nothing earlier was replaced"
+        raise TrainingError(f"results not written to {out} ({why}); {kept}: free space, then rerun "
+                            f"{'with --resume' if checkpointer and checkpointer.last_saved else 'the run'}") from exc
     skipped = draw_curves(report, out / CURVES_NAME)
     if skipped:
         print(skipped)

@@ -6,6 +6,7 @@ place, so a kill mid-write leaves the previous file whole.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -37,6 +38,16 @@ def prepare_output_dir(path: str, overwrite: bool = False, resume: bool = False)
         raise ConfigError(f"{str(out)!r} already holds a finished run ({REPORT_NAME}): pass --overwrite or another --output-dir")
     if resume and latest_checkpoint(out) is None:
         raise ConfigError(f"--resume: no checkpoint in {str(out)!r}/checkpoints: drop --resume to start afresh")
+    return ensure_writable(out)
+
+
+def ensure_writable(out: Path) -> Path:
+    """Create ``out`` and prove it writable.
+
+    Raises:
+        ConfigError: it cannot be created or written to.
+    """
+    out = Path(out).expanduser()
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
@@ -44,6 +55,56 @@ def prepare_output_dir(path: str, overwrite: bool = False, resume: bool = False)
     except OSError as exc:
         raise ConfigError(f"output folder {str(out)!r} is not writable ({exc.strerror}): pass another --output-dir") from exc
     return out
+
+
+LOCK_NAME = ".mrpc-check.lock"
+OWNER_NAME = ".mrpc-check.owner"
+
+
+@contextlib.contextmanager
+def output_lock(out: Path):
+    """One run per output folder, with ``filelock`` (an OS lock: it dies with its process, so a
+    lock file left by a killed run never blocks the next one).
+
+    Raises:
+        ConfigError: another live run holds the folder; the message names its process.
+    """
+    import datetime
+    import socket
+    import sys
+
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(out / LOCK_NAME), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        try:
+            owner = json.loads((out / OWNER_NAME).read_text())
+            who = f"pid {owner['pid']} on {owner['host']}, started {owner['started']}: {owner['command']}"
+        except (OSError, ValueError, KeyError):
+            who = "a process that has not yet said who it is"
+        raise ConfigError(f"{str(out)!r} is in use by another mrpc-check run ({who}): wait for it to end, "
+                          "or pass another --output-dir") from None
+    owner = out / OWNER_NAME
+    try:
+        atomic_write_text(owner, json.dumps({
+            "pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv),
+            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}))
+        yield
+    finally:
+        owner.unlink(missing_ok=True)
+        lock.release()
+        Path(lock.lock_file).unlink(missing_ok=True)
+
+
+def remove_if_empty(out: Path) -> None:
+    """Remove a folder this run created when it holds nothing a user could want (a run that failed early)."""
+    try:
+        if not any(p.name not in (LOCK_NAME, OWNER_NAME) for p in out.iterdir()):
+            shutil.rmtree(out, ignore_errors=True)
+    except OSError:
+        pass
 
 
 def atomic_write_text(path: Path, text: str) -> None:

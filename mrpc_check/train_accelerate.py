@@ -38,6 +38,13 @@ def make_accelerator(cfg: TrainConfig):
     )
 
 
+def agree_max(flag: int, device) -> int:
+    """The largest of every process's ``flag`` (one tiny all-reduce per optimizer step, multi-process only)."""
+    value = torch.tensor([flag], device=device)
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return int(value.item())
+
+
 def train_accelerate(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -69,6 +76,9 @@ def train_accelerate(
     bare = accelerator.unwrap_model(model)  # [accelerate] checkpoints hold the model without its DDP wrapper
     if checkpointer:
         checkpointer.main_process = accelerator.is_main_process  # [accelerate] one writer
+        if accelerator.num_processes > 1:  # [accelerate] a signal to any rank stops all at the same step
+            checkpointer.agree = lambda flag: agree_max(flag, accelerator.device)
+            checkpointer.barrier = accelerator.wait_for_everyone
     start = checkpointer.restore(bare, optimizer, scheduler) if checkpointer else Progress()
     log.restore(start.record)
 

@@ -255,3 +255,139 @@ def test_same_seed_same_report(cli_assets, uninterrupted, tmp_path):
     out = tmp_path / "again"
     assert one_thread_main(cli_args(*cli_assets, out)) == 0
     same_run(uninterrupted, out)
+
+
+# --- faults: damaged checkpoints, preemption, a full disk ---------------------------------------
+
+@pytest.fixture(scope="module")
+def killed_after_step_50(cli_assets, tmp_path_factory):
+    """A run SIGKILLed in epoch 2 with checkpoints every 10 steps: step-40 and step-50 kept (--keep-checkpoints 2)."""
+    out = tmp_path_factory.mktemp("killed") / "run"
+    args = cli_args(*cli_assets, out, "--checkpoint-every", "10")
+    start_and_kill(args, out, lambda o: (o / CHECKPOINT_DIR / "step-00000050" / "manifest.json").is_file())
+    assert [p.name for p in checkpoints_in(out)] == ["step-00000040", "step-00000050"]
+    return out, args
+
+
+def truncate(path: Path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+DAMAGE = {
+    "truncated state.pt": (lambda c: truncate(c / "state.pt"), "state.pt is"),
+    "truncated model.safetensors": (lambda c: truncate(c / "model.safetensors"), "model.safetensors is"),
+    "broken progress.json": (lambda c: (c / "progress.json").write_text('{"epoch": 1, "batc'), "progress.json is"),
+    "missing file": (lambda c: (c / "state.pt").unlink(), "state.pt missing"),
+    "same size, other bytes": (lambda c: (c / "state.pt").write_bytes(bytes(reversed((c / "state.pt").read_bytes()))), "SHA-256"),
+}
+
+
+@pytest.mark.parametrize("how", list(DAMAGE))
+def test_a_damaged_newest_checkpoint_is_named_and_the_older_one_resumed(killed_after_step_50, uninterrupted, tmp_path, capsys, how):
+    import shutil
+
+    src, args = killed_after_step_50
+    out = tmp_path / "run"
+    shutil.copytree(src, out)
+    damage_it, said = DAMAGE[how]
+    damage_it(out / CHECKPOINT_DIR / "step-00000050")
+    resume = [a if a != str(src) else str(out) for a in args] + ["--resume"]
+    assert one_thread_main(resume) == 0
+    warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: checkpoint")]
+    assert len(warning) == 1 and "step-00000050 is damaged" in warning[0] and said in warning[0]
+    assert "resuming from step-00000040" in warning[0]
+    same_run(uninterrupted, out)
+
+
+def test_no_usable_checkpoint_is_one_line_exit_2_and_nothing_deleted(killed_after_step_50, tmp_path, capsys):
+    import shutil
+
+    src, args = killed_after_step_50
+    out = tmp_path / "run"
+    shutil.copytree(src, out)
+    for ckpt in checkpoints_in(out):
+        truncate(ckpt / "model.safetensors")
+    assert main([a if a != str(src) else str(out) for a in args] + ["--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "no usable checkpoint" in err and "step-00000040: model.safetensors is" in err and "--overwrite" in err
+    assert [p.name for p in checkpoints_in(out)] == ["step-00000040", "step-00000050"]
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_mid_epoch_checkpoints_that_step_and_resume_is_bitwise(cli_assets, uninterrupted, tmp_path, sig, code):
+    out = tmp_path / "run"
+    args = cli_args(*cli_assets, out, "--checkpoint-every", "50")
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    proc = subprocess.Popen([sys.executable, "-m", "mrpc_check", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / CHECKPOINT_DIR / "step-00000050" / "manifest.json").is_file():  # in epoch 2 of 2
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be signalled"
+        time.sleep(0.005)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err[-2000:]
+    (line,) = [text for text in err.splitlines() if "stopped by" in text]
+    step = int(line.split("after optimizer step ")[1].split(";")[0])
+    assert 50 < step < 80 and f"step-{step:08d}" in line and "--resume" in line  # the next step, not the periodic one
+    assert latest_checkpoint(out).name == f"step-{step:08d}" and not (out / "report.json").exists()
+    assert one_thread_main([*args, "--resume"]) == 0
+    same_run(uninterrupted, out)
+
+
+@pytest.mark.parametrize("loop", [train_manual, train_accelerate], ids=["manual", "accelerate"])
+def test_a_stop_request_ends_at_a_step_with_a_checkpoint_and_resumes_bitwise(tmp_path, tiny_model_factory, tiny_tokenized, loaders, metric, loop):
+    from mrpc_check.errors import Preempted
+
+    data = tiny_tokenized["train"].select(range(40))
+    whole = tiny_model_factory(seed=3)
+    r_whole, cfg = run(loop, whole, data, loaders, metric, tmp_path / "whole")
+    stopped = tiny_model_factory(seed=3)
+    ckpt = Checkpointer(tmp_path / "run", None, cfg.to_dict())  # no periodic checkpoints at all
+    handle = poison_forward(stopped, at_call=15, make=lambda o: setattr(ckpt, "stop_signal", signal.SIGTERM) or o)
+    with pytest.raises(Preempted) as stop:
+        run(loop, stopped, data, loaders, metric, tmp_path / "run", ckpt)
+    handle.remove()
+    # Forwards 1-10 are epoch 1, 11-12 its evaluation: forward 15 belongs to step 13, where the run stops.
+    assert stop.value.exit_code == 143 and latest_checkpoint(tmp_path / "run").name == "step-00000013"
+    resumed = tiny_model_factory(seed=99)
+    r_resumed, _ = run(loop, resumed, data, loaders, metric, tmp_path / "run", Checkpointer(tmp_path / "run", None, cfg.to_dict(), resume=True))
+    assert r_resumed.step_losses == r_whole.step_losses
+    for (name, a), b in zip(whole.named_parameters(), resumed.parameters()):
+        assert torch.equal(a, b), name
+
+
+def test_a_full_disk_at_a_checkpoint_stops_with_one_line_and_keeps_the_previous_one(cli_assets, tmp_path, capsys, monkeypatch):
+    import errno
+
+    import mrpc_check.checkpoint as ckpt_module
+    from mrpc_check.checkpoint import damage
+
+    real, saves = torch.save, []
+
+    def save_until_the_disk_fills(obj, path, *a, **k):
+        saves.append(path)
+        if len(saves) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(obj, path, *a, **k)
+
+    monkeypatch.setattr(ckpt_module.torch, "save", save_until_the_disk_fills)
+    out = tmp_path / "run"
+    assert main(cli_args(*cli_assets, out, "--checkpoint-every", "10")) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "checkpoint at step 20 not written" in err and "no space left on device" in err and "step-00000010 is intact" in err
+    assert [p.name for p in checkpoints_in(out)] == ["step-00000010"] and damage(checkpoints_in(out)[0]) is None
+    assert not [p for p in (out / CHECKPOINT_DIR).iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_sigkill_with_accumulation_and_length_grouping_then_resume(cli_assets, tmp_path):
+    """Accumulation 3 over 40 batches (a short last group each epoch) and shuffled length buckets: resume is still bitwise."""
+    flags = ("--grad-accum", "3", "--group-by-length")
+    whole = tmp_path / "whole"
+    assert one_thread_main(cli_args(*cli_assets, whole, *flags)) == 0
+    out = tmp_path / "run"
+    args = cli_args(*cli_assets, out, *flags, "--checkpoint-every", "5")
+    start_and_kill(args, out, lambda o: (o / CHECKPOINT_DIR / "step-00000020" / "manifest.json").is_file())  # epoch 2: 14 steps each
+    assert one_thread_main([*args, "--resume"]) == 0
+    same_run(whole, out)
+    assert json.loads((out / "report.json").read_text())["train"]["optimizer_steps"] == 28

@@ -74,3 +74,63 @@ class TestTwoProcesses:
     def test_metrics_equal_single_process(self, two_process_run, one_process_run):
         assert two_process_run[0]["metrics"] == pytest.approx(one_process_run[0].final_metrics)
         assert two_process_run[0]["train_samples"] == one_process_run[0].train_samples == 64
+
+
+# --- preemption and resume at 2 processes, through the CLI under torchrun ----------------------
+
+@pytest.fixture(scope="module")
+def ddp_assets(tmp_path_factory, mrpc_tokenizer):
+    """A dropout-free tiny model (so the 2 ranks' results depend on their data alone) and 96 training pairs."""
+    from mrpc_check.testing import GLUE_HEADER
+
+    root = tmp_path_factory.mktemp("ddp-assets")
+    make_tiny_model(len(mrpc_tokenizer), seed=0, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0).save_pretrained(root / "model")
+    mrpc_tokenizer.save_pretrained(root / "model")
+    data = synthetic_mrpc(96, 12, seed=5)
+    (root / "glue").mkdir()
+    for name, split in (("train.tsv", "train"), ("dev.tsv", "validation")):
+        rows = [f"{r['label']}\t{2 * i}\t{2 * i + 1}\t{r['sentence1']}\t{r['sentence2']}" for i, r in enumerate(data[split])]
+        (root / "glue" / name).write_text("\n".join([GLUE_HEADER, *rows]) + "\n")
+    return str(root / "model"), str(root / "glue")
+
+
+def torchrun_train(model, glue, out, *extra, wait=True):
+    """`mrpc-check train --loop accelerate` on 2 CPU processes (batch 4 each, accumulation 2: 6 steps per epoch, 6 epochs)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--nnodes", "1", "--master_addr", "127.0.0.1",
+           "--master_port", str(free_port()), "-m", "mrpc_check", "train", "--loop", "accelerate", "--device", "cpu",
+           "--model", model, "--data", glue, "--epochs", "6", "--batch-size", "4", "--grad-accum", "2", "--lr", "1e-3",
+           "--output-dir", str(out), *extra]
+    if wait:
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def test_sigterm_on_two_processes_stops_both_at_one_step_and_resume_sees_the_same_data(ddp_assets, tmp_path):
+    import signal
+    import time
+
+    from safetensors.torch import load_file
+
+    whole = torchrun_train(*ddp_assets, tmp_path / "whole", "--group-by-length")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    out = tmp_path / "run"
+    proc = torchrun_train(*ddp_assets, out, "--checkpoint-every", "4", "--group-by-length", wait=False)
+    deadline = time.monotonic() + 240
+    while not (out / "checkpoints" / "step-00000008" / "manifest.json").is_file():  # in epoch 2 of 6
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be signalled"
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGTERM)  # as Slurm or Kubernetes do: every process of the job at once
+    _, err = proc.communicate(timeout=120)
+    stops = sorted({line.split("after optimizer step ")[1].split(";")[0] for line in err.splitlines() if "stopped by SIGTERM" in line})
+    assert len(stops) == 1, err[-3000:]  # both ranks named the same step
+    step = int(stops[0])
+    assert step > 8 and (out / "checkpoints" / f"step-{step:08d}" / "manifest.json").is_file()
+    resumed = torchrun_train(*ddp_assets, out, "--checkpoint-every", "4", "--group-by-length", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    # Dropout-free, same thread count: the same rows on each rank give the same numbers, bit for bit.
+    a, b = (json.loads((d / "report.json").read_text()) for d in (tmp_path / "whole", out))
+    assert a["history"] == b["history"] and a["metrics"]["validation"] == b["metrics"]["validation"]
+    wa, wb = (load_file(str(d / "model" / "model.safetensors")) for d in (tmp_path / "whole", out))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert b["train"]["optimizer_steps"] == 36 and b["train"]["final_lr"] == 0.0

@@ -1,0 +1,80 @@
+"""What a run leaves behind, and what it must not: one run per folder, nothing half-written, no empty folders."""
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mrpc_check.cli import main
+from mrpc_check.report import LOCK_NAME, OWNER_NAME
+
+
+def train_args(model, data, out, *extra):
+    return ["train", "--model", model, "--data", data, "--epochs", "1", "--output-dir", str(out), *extra]
+
+
+class TestOneRunPerFolder:
+    def test_a_second_run_on_a_busy_folder_is_refused_at_once_naming_the_first(self, tmp_path, tiny_model_dir, glue_dir, capsys):
+        out = tmp_path / "run"
+        env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+        first = subprocess.Popen([sys.executable, "-m", "mrpc_check", *train_args(tiny_model_dir, glue_dir, out, "--epochs", "400")],
+                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 120
+            while not (out / OWNER_NAME).is_file():
+                assert first.poll() is None and time.monotonic() < deadline, "the first run never took the folder"
+                time.sleep(0.01)
+            started = time.monotonic()
+            assert main(train_args(tiny_model_dir, glue_dir, out)) == 2
+            assert time.monotonic() - started < 10  # refused at once, not after loading data and model
+            err = capsys.readouterr().err.strip().splitlines()[-1]
+            assert "is in use by another mrpc-check run" in err and f"pid {first.pid}" in err and "another --output-dir" in err
+            assert first.poll() is None  # the first run goes on untouched
+        finally:
+            first.kill()
+            first.wait(timeout=30)
+
+    def test_a_lock_left_by_a_killed_run_does_not_block(self, tmp_path, tiny_model_dir, glue_dir):
+        out = tmp_path / "run"
+        out.mkdir()
+        (out / LOCK_NAME).write_text("")  # what a SIGKILLed run leaves: the file, but no process holding it
+        (out / OWNER_NAME).write_text(json.dumps({"pid": 2 ** 22 + 1, "host": "gone", "started": "then", "command": "x"}))
+        assert main(train_args(tiny_model_dir, glue_dir, out)) == 0
+        assert (out / "report.json").is_file() and not (out / LOCK_NAME).exists() and not (out / OWNER_NAME).exists()
+
+
+class TestNothingLost:
+    def test_a_full_disk_at_the_final_save_keeps_the_previous_results(self, tmp_path, tiny_model_dir, glue_dir, capsys, monkeypatch):
+        from transformers import PreTrainedModel
+
+        out = tmp_path / "run"
+        assert main(train_args(tiny_model_dir, glue_dir, out)) == 0
+        before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and "curves" not in p.name}
+
+        def full(self, *a, **k):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(PreTrainedModel, "save_pretrained", full)
+        capsys.readouterr()
+        assert main(train_args(tiny_model_dir, glue_dir, out, "--overwrite", "--seed", "7")) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert "results not written" in err and "no space left on device" in err
+        after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and "curves" not in p.name}
+        assert after == before  # the previous model and report, byte for byte, and no temporary folders
+
+    def test_a_failed_run_leaves_no_empty_folder(self, tmp_path, tiny_model_dir):
+        out = tmp_path / "new" / "run"
+        assert main(train_args(tiny_model_dir, str(tmp_path / "no-such-data"), out)) == 2
+        assert not out.exists()
+
+    def test_a_failed_run_in_an_existing_folder_leaves_it_as_it_was(self, tmp_path, tiny_model_dir):
+        out = tmp_path / "mine"
+        out.mkdir()
+        (out / "notes.txt").write_text("keep me")
+        assert main(train_args(tiny_model_dir, str(tmp_path / "no-such-data"), out)) == 2
+        assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
