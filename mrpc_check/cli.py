@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 from mrpc_check.config import (
     DEVICES,
-    FAST_PRESET,
+    fast_preset,
     LOOPS,
     PRECISIONS,
     SCHEDULERS,
@@ -32,6 +32,18 @@ def _optional_int(text: str) -> Optional[int]:
 
 def _optional_float(text: str) -> Optional[float]:
     return None if text.lower() == "none" else float(text)
+
+
+class _VerboseSubparsers:
+    """Every subcommand takes --verbose (the Hugging Face libraries' own logging, retries included)."""
+
+    def __init__(self, sub) -> None:
+        self.sub = sub
+
+    def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:
+        p = self.sub.add_parser(name, **kwargs)
+        p.add_argument("--verbose", action="store_true", help="show the Hugging Face libraries' own log messages [off]")
+        return p
 
 
 def _floor_args(p, required: bool) -> None:
@@ -57,13 +69,14 @@ def _floors_from(args: argparse.Namespace, required: bool = False) -> Optional[F
                   on=args.floor_on, max_gap=args.max_gap)
 
 
-def _train_parser(sub) -> None:
+def _train_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="fine-tune on MRPC and write OUTPUT/report.json, curves.png, model/")
     _recipe_args(p)
     _floor_args(p, required=False)
+    return p
 
 
-def _sweep_parser(sub) -> None:
+def _sweep_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="train one recipe over several seeds; median, IQR, min, max and a verdict")
     p.add_argument("--seeds", required=True, help="seeds to run: 1,2,3 or 1-5")
     p.add_argument("--jobs", type=int, default=1, help="seeds run at once, each in its own process with cores/jobs threads "
@@ -72,47 +85,85 @@ def _sweep_parser(sub) -> None:
                    help="median: no degenerate run and the median clears the floors; all: every run clears them [%(default)s]")
     _recipe_args(p)
     _floor_args(p, required=True)
+    return p
 
 
 def _recipe_args(p) -> None:
     d = TrainConfig()
-    p.add_argument("--model", default=d.model, help="Hub id, local folder, or 'minilm' (offline) [%(default)s]")
-    p.add_argument("--data", default=None, help="'hub', a GLUE MRPC folder or raw MSR folder [$MRPC_DATA, else hub]")
-    p.add_argument("--loop", choices=LOOPS, default=d.loop)
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--scheduler", choices=SCHEDULERS, default=d.scheduler)
-    p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio)
-    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--grad-accum", type=int, default=d.grad_accum)
-    p.add_argument("--max-grad-norm", type=_optional_float, default=d.max_grad_norm)
-    p.add_argument("--mixed-precision", choices=PRECISIONS, default=d.mixed_precision)
-    p.add_argument("--max-length", type=_optional_int, default=d.max_length)
-    p.add_argument("--pad-to-multiple-of", type=_optional_int, default=d.pad_to_multiple_of)
-    p.add_argument("--group-by-length", action="store_true", help="batches of similar lengths (less padding)")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--max-train-samples", type=_optional_int, default=d.max_train_samples)
-    p.add_argument("--device", choices=DEVICES, default=d.device)
-    p.add_argument("--num-workers", type=int, default=d.num_workers)
-    p.add_argument("--log-every", type=int, default=d.log_every)
-    p.add_argument("--output-dir", default=d.output_dir)
-    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --output-dir")
-    p.add_argument("--checkpoint-every", default=None, metavar="{N,epoch}", help="save a resumable checkpoint every N optimizer steps or each epoch")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="start from a recorded recipe: a JSON or TOML file with TrainConfig's keys, or a run's report.json "
+                        "(its 'config'); flags given on the command line win [none]")
+    p.add_argument("--print-config", action="store_true", help="print the resolved recipe as JSON and exit, without training")
+    p.add_argument("--model", default=d.model, help="pretrained starting point: Hub id, local folder, or 'minilm' (offline) [%(default)s]")
+    p.add_argument("--data", default=None, help="'hub', a GLUE MRPC folder or a raw MSR folder [$MRPC_DATA, else hub]")
+    p.add_argument("--loop", choices=LOOPS, default=d.loop, help="training loop: plain PyTorch, Accelerate, or transformers.Trainer [%(default)s]")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training split [%(default)s]")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="training pairs per micro-batch, per process [%(default)s]")
+    p.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size, help="pairs per evaluation batch; does not change results [%(default)s]")
+    p.add_argument("--lr", type=float, default=d.lr, help="AdamW peak learning rate [%(default)s]")
+    p.add_argument("--scheduler", choices=SCHEDULERS, default=d.scheduler, help="learning-rate schedule after warmup [%(default)s]")
+    p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio, help="share of optimizer steps spent warming up [%(default)s]")
+    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps, help="warmup in optimizer steps (instead of --warmup-ratio) [%(default)s]")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay; biases and LayerNorm exempt [%(default)s]")
+    p.add_argument("--grad-accum", type=int, default=d.grad_accum, help="micro-batches per optimizer step [%(default)s]")
+    p.add_argument("--max-grad-norm", type=_optional_float, default=d.max_grad_norm, help="clip the gradient norm to this; none: no clipping [%(default)s]")
+    p.add_argument("--mixed-precision", choices=PRECISIONS, default=d.mixed_precision,
+                   help="autocast dtype; weights stay fp32; fp16 needs CUDA [%(default)s]")
+    p.add_argument("--max-length", type=_optional_int, default=d.max_length, help="truncate pairs to this many tokens; none: the model's limit [%(default)s]")
+    p.add_argument("--pad-to-multiple-of", type=_optional_int, default=d.pad_to_multiple_of, help="pad batches to a multiple of this [%(default)s]")
+    p.add_argument("--group-by-length", action="store_true", help="shuffled batches of similar lengths: less padding, same randomness [off]")
+    p.add_argument("--seed", type=int, default=d.seed, help="head initialisation, dropout and batch order all derive from it [%(default)s]")
+    p.add_argument("--max-train-samples", type=_optional_int, default=d.max_train_samples, help="train on the first N pairs only; none: all [%(default)s]")
+    p.add_argument("--device", choices=DEVICES, default=d.device, help="auto: CUDA when present, else CPU [%(default)s]")
+    p.add_argument("--num-workers", type=int, default=d.num_workers, help="DataLoader worker processes [%(default)s]")
+    p.add_argument("--log-every", type=int, default=d.log_every, help="optimizer steps between loss read-backs on the progress bar [%(default)s]")
+    p.add_argument("--output-dir", default=d.output_dir, help="where report.json, curves.png and model/ go [%(default)s]")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --output-dir [off: refused]")
+    p.add_argument("--checkpoint-every", default=None, metavar="{N,epoch}",
+                   help="save a resumable checkpoint every N optimizer steps or each epoch [none; SIGTERM/SIGINT still save one]")
     p.add_argument("--keep-checkpoints", type=int, default=d.keep_checkpoints,
                    help="checkpoints kept: the newest, and older ones to fall back to when it is damaged [%(default)s]")
-    p.add_argument("--resume", action="store_true", help="continue from the newest whole checkpoint in --output-dir")
+    p.add_argument("--resume", action="store_true", help="continue from the newest whole checkpoint in --output-dir [off]")
     p.add_argument("--fast", action="store_true",
-                   help="fastest measured mode: --group-by-length --mixed-precision bf16 --batch-size 32 --lr 1e-4 (flags given explicitly win)")
+                   help="fastest measured mode: --group-by-length --mixed-precision bf16 --batch-size 32 --lr 1e-4 (flags given explicitly win) [off]")
+
+
+def _recipe_file(path: str) -> dict:
+    """The recipe in a JSON or TOML file (a report.json's ``config`` too), as TrainConfig keys.
+
+    Raises:
+        ConfigError: unreadable, not JSON/TOML, or not a table of settings.
+    """
+    from mrpc_check.errors import ConfigError
+
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--config {path}: cannot read ({exc.strerror}): pass a JSON or TOML file") from exc
+    try:
+        if path.endswith(".toml"):
+            try:
+                import tomllib
+            except ImportError:  # Python 3.10
+                import tomli as tomllib
+            values = tomllib.loads(text)
+        else:
+            values = json.loads(text)
+    except ImportError:
+        raise ConfigError(f"--config {path}: TOML needs Python 3.11 or `pip install tomli`; or pass JSON") from None
+    except ValueError as exc:
+        raise ConfigError(f"--config {path}: not valid {'TOML' if path.endswith('.toml') else 'JSON'} ({exc}): fix the file") from exc
+    if isinstance(values, dict) and isinstance(values.get("config"), dict):
+        values = values["config"]  # a whole report.json
+    if not isinstance(values, dict):
+        raise ConfigError(f"--config {path}: expected a table of settings, got {type(values).__name__}")
+    return {k: v for k, v in values.items() if k not in ("overwrite", "resume")}  # per invocation, never inherited
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Fine-tune and verify BERT-style models on GLUE MRPC.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    _train_parser(sub)
-    _sweep_parser(sub)
+    sub = _VerboseSubparsers(parser.add_subparsers(dest="command", required=True))
+    parser.recipe_parsers = {"train": _train_parser(sub), "sweep": _sweep_parser(sub)}  # where --config sets defaults
 
     e = sub.add_parser("evaluate", help="score a fine-tuned model as it is (no training); prints JSON")
     e.add_argument("--model", required=True, help="fine-tuned model folder (OUTPUT/model) or Hub id")
@@ -145,7 +196,10 @@ def _config_from(args: argparse.Namespace) -> TrainConfig:
     values = {k: v for k, v in vars(args).items() if k in names}
     if args.fast:
         defaults = TrainConfig()  # the train flags' defaults are the config's
-        for key, value in FAST_PRESET.items():
+        preset, note = fast_preset(values["device"])
+        if note and values["mixed_precision"] == defaults.mixed_precision:
+            print(note, file=sys.stderr)
+        for key, value in preset.items():
             if values[key] == getattr(defaults, key):  # not changed on the command line
                 values[key] = value
     return make_config(**values)
@@ -191,12 +245,39 @@ def _floor_verdict(verdict: Optional[dict]) -> int:
     return 1
 
 
+def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse the command line; a ``--config FILE`` supplies defaults that explicit flags override."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None):
+        names = {f.name for f in dataclasses.fields(TrainConfig)}
+        recorded = _recipe_file(args.config)
+        unknown = sorted(set(recorded) - names)
+        if unknown:
+            from mrpc_check.errors import ConfigError
+
+            raise ConfigError(f"--config {args.config}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        parser.recipe_parsers[args.command].set_defaults(**recorded)
+        args = parser.parse_args(argv)
+    return args
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = parse(argv)
+    except MrpcCheckError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    from mrpc_check.hub import quiet
     from mrpc_check.pipeline import inspect_pipeline, run_evaluation, run_training
     from mrpc_check.report import write_json
 
+    quiet(args.verbose)
+
     try:
+        if args.command in ("train", "sweep") and args.print_config:
+            print(json.dumps(_config_from(args).to_dict(), indent=2))
+            return 0
         if args.command == "train":
             report = run_training(_config_from(args), _floors_from(args))
             v = report["metrics"]["validation"]

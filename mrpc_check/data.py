@@ -88,6 +88,12 @@ def _has(folder: Path, names: Iterable[str]) -> bool:
 def _load_hub():
     import datasets
 
+    from mrpc_check.hub import offline, unreachable
+
+    why = None if offline() else unreachable()  # offline mode: datasets reads its cache, no probe needed
+    if why:
+        raise DataError(f"could not load {HUB_ID}/{HUB_CONFIG}: the Hub is {why}: pass --data DIR or set MRPC_DATA to a "
+                        "GLUE MRPC folder, or set HF_HUB_OFFLINE=1 to use a cached copy")
     try:
         return datasets.load_dataset(HUB_ID, HUB_CONFIG)
     except Exception as exc:  # offline, no cache, auth, or a Hub outage all look alike to the user

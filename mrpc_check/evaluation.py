@@ -29,6 +29,7 @@ def evaluate_model(
     autocast_dtype: Optional[torch.dtype] = None,
     gather: Optional[Callable] = None,
     predictions_out: Optional[list] = None,
+    progress: bool = False,
 ) -> dict:
     """Predict every example of ``loader`` once and score it.
 
@@ -42,6 +43,7 @@ def evaluate_model(
             process's predictions and drops the samples added to even out the last batch.
         predictions_out: a list to extend with every predicted class, in loader order
             (what the check battery compares with its own forward of each example).
+        progress: show a progress bar (on stderr; gone when done) instead of a silent pause.
 
     Returns:
         ``{"accuracy": float, "f1": float}``.
@@ -49,7 +51,9 @@ def evaluate_model(
     metric = metric or load_metric()
     was_training = model.training
     model.eval()
-    for batch in loader:
+    from tqdm.auto import tqdm
+
+    for batch in tqdm(loader, desc="evaluate", leave=False, disable=not progress, dynamic_ncols=True):
         if device is not None:
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         with autocast_context(batch["input_ids"].device, autocast_dtype):

@@ -63,10 +63,22 @@ def _load_error(checkpoint: str, exc: Exception) -> ModelError:
                 "start from its base model or a 2-label checkpoint"
             )
         return ModelError(f"cannot load model from {checkpoint!r}: {text[:200]}")
-    return ModelError(
-        f"model {checkpoint!r} is neither a local folder nor reachable on the Hub ({text[:120]}): "
-        "pass --model minilm (offline), a local model folder, or run with network"
-    )
+    from mrpc_check.hub import unreachable
+
+    why = unreachable()
+    where = f"is not a local folder nor in the local cache, and the Hub is {why}" if why else \
+        f"is neither a local folder nor reachable on the Hub ({text[:120]})"
+    return ModelError(f"model {checkpoint!r} {where}: pass --model minilm (offline), a local model folder, or run with network")
+
+
+def _hub_kwargs(checkpoint: str) -> dict:
+    """``local_files_only`` for a Hub id when the Hub cannot be reached: the cache answers at once, or the
+    load fails at once, instead of minutes of retries. Local folders never touch the network."""
+    if os.path.isdir(checkpoint):
+        return {}
+    from mrpc_check.hub import unreachable
+
+    return {"local_files_only": True} if unreachable() else {}
 
 
 def load_tokenizer(checkpoint: str):
@@ -74,7 +86,7 @@ def load_tokenizer(checkpoint: str):
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(checkpoint, trust_remote_code=False)
+        return AutoTokenizer.from_pretrained(checkpoint, trust_remote_code=False, **_hub_kwargs(checkpoint))
     except Exception as exc:
         raise _load_error(checkpoint, exc) from exc
 
@@ -105,6 +117,7 @@ def load_model(checkpoint: str, label_names: Sequence[str], require_head: bool =
             label2id={v: k for k, v in id2label.items()},
             trust_remote_code=False,
             output_loading_info=True,
+            **_hub_kwargs(checkpoint),
         )
     except Exception as exc:
         raise _load_error(checkpoint, exc) from exc

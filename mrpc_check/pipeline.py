@@ -227,7 +227,7 @@ def run_evaluation(model: str, data: str, split: str = "validation", batch_size:
     target = resolve_device(device)
     net.to(target)
     predictions: list = []
-    metrics = evaluate_model(net, loader, device=target, predictions_out=predictions)
+    metrics = evaluate_model(net, loader, device=target, predictions_out=predictions, progress=True)
     analysis = analyse(predictions, labels, metrics)
     result = {"split": split, "examples": len(dataset), "model": checkpoint, **metrics,
               "baseline": analysis.pop("baseline"), "degenerate": analysis.pop("degenerate"), "analysis": analysis}

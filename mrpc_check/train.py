@@ -108,7 +108,8 @@ def train_manual(
                 checkpointer.after_step(model, optimizer, scheduler, steps, lambda: Progress(epoch, i + 1, steps, log.state()))
         log.pause()
         predictions: list[int] = []
-        metrics = evaluate_model(model, eval_loader, metric, device=device, autocast_dtype=amp_dtype, predictions_out=predictions)
+        metrics = evaluate_model(model, eval_loader, metric, device=device, autocast_dtype=amp_dtype, predictions_out=predictions,
+                                 progress=True)
         log.epoch_end(epoch, metrics, predictions=predictions)
         if checkpointer:
             checkpointer.after_epoch(model, optimizer, scheduler, lambda: Progress(epoch + 1, 0, log.result.optimizer_steps, log.state()))

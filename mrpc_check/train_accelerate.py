@@ -117,7 +117,8 @@ def train_accelerate(
         log.pause()
         # [accelerate] gather_for_metrics: every example once, across processes, padding samples dropped.
         predictions: list[int] = []
-        metrics = evaluate_model(model, eval_loader, metric, gather=accelerator.gather_for_metrics, predictions_out=predictions)
+        metrics = evaluate_model(model, eval_loader, metric, gather=accelerator.gather_for_metrics, predictions_out=predictions,
+                                 progress=accelerator.is_local_main_process)
         log.epoch_end(epoch, metrics, print_fn=accelerator.print, predictions=predictions)
         if checkpointer:
             checkpointer.after_epoch(bare, optimizer, scheduler, lambda: Progress(epoch + 1, 0, log.result.optimizer_steps, log.state()))

@@ -8,8 +8,9 @@ and clipping (none unless asked: Trainer's own default clips at 1.0).
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
-from pathlib import Path
 
 import torch
 
@@ -115,13 +116,14 @@ def train_trainer(model, tokenizer, tokenized, collator, cfg: TrainConfig, metri
         last_predictions[:] = logits.argmax(-1).tolist()
         return metric.compute(predictions=logits.argmax(-1), references=labels)
 
+    scratch = tempfile.mkdtemp(prefix="mrpc-trainer-")
     args = TrainingArguments(
         **training_args_kwargs(
             TrainingArguments,
             eval_strategy="epoch",
             warmup_ratio=cfg.warmup_ratio,
             warmup_steps=cfg.warmup_steps,
-            output_dir=str(Path(cfg.output_dir) / "trainer"),
+            output_dir=scratch,  # saves nothing (save_strategy "no"); removed afterwards, never left in OUTPUT
             per_device_train_batch_size=cfg.batch_size,
             per_device_eval_batch_size=cfg.eval_batch_size,
             learning_rate=cfg.lr,
@@ -134,7 +136,7 @@ def train_trainer(model, tokenizer, tokenized, collator, cfg: TrainConfig, metri
             seed=cfg.seed,
             save_strategy="no",
             logging_strategy="steps",
-            logging_steps=cfg.log_every,
+            logging_steps=1,  # loss and lr per optimizer step, as the other loops record them
             report_to="none",
             bf16=amp_dtype == torch.bfloat16,
             fp16=amp_dtype == torch.float16,
@@ -153,7 +155,10 @@ def train_trainer(model, tokenizer, tokenized, collator, cfg: TrainConfig, metri
         **trainer_processing_kwargs(tokenizer, Trainer),
     )
     started = time.perf_counter()
-    trainer.train()
+    try:
+        trainer.train()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     wall = time.perf_counter() - started
 
     history = trainer.state.log_history

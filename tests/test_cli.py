@@ -19,7 +19,7 @@ def train(tmp_path, model, data, *extra):
 class TestTrain:
     @pytest.mark.parametrize("loop", ["manual", "accelerate", "trainer"])
     def test_writes_report_model_and_curves(self, tmp_path, tiny_model_dir, glue_dir, capsys, loop):
-        rc, out = train(tmp_path, tiny_model_dir, glue_dir, "--loop", loop, "--log-every", "1")
+        rc, out = train(tmp_path, tiny_model_dir, glue_dir, "--loop", loop)
         assert rc == 0
         printed = capsys.readouterr().out
         assert "epoch 1: validation accuracy" in printed and "epoch 2: validation accuracy" in printed
@@ -33,6 +33,9 @@ class TestTrain:
         train_info = report["train"]
         assert train_info["samples"] == 80 and train_info["samples_per_s"] > 0 and train_info["real_tokens_per_s"] > 0
         assert train_info["final_lr"] == 0.0 and train_info["optimizer_steps"] == 10
+        # Loss and lr per optimizer step for every loop (the curves show them), whatever --log-every says.
+        assert len(report["history"]["loss"]) == len(report["history"]["lr"]) == 10
+        assert sorted(p.name for p in out.iterdir()) == ["curves.png", "model", "report.json"]  # nothing else left behind
         assert (out / "model" / "model.safetensors").is_file() and (out / "model" / "tokenizer.json").is_file()
         assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -178,13 +181,20 @@ class TestInputsThatMustWork:
 
 
 class TestFastPreset:
-    def test_fast_sets_the_preset_and_explicit_flags_win(self):
+    @pytest.mark.parametrize("native", [True, False])
+    def test_fast_sets_the_preset_and_explicit_flags_win(self, monkeypatch, capsys, native):
+        import mrpc_check.config as config
         from mrpc_check.cli import _config_from, build_parser
-        from mrpc_check.config import FAST_PRESET
 
-        cfg = _config_from(build_parser().parse_args(["train", "--fast", "--lr", "3e-5"]))
+        monkeypatch.setattr(config, "cpu_has_native_bf16", lambda: native)
+        cfg = _config_from(build_parser().parse_args(["train", "--fast", "--lr", "3e-5", "--device", "cpu"]))
         assert cfg.lr == 3e-5
-        assert all(getattr(cfg, k) == v for k, v in FAST_PRESET.items() if k != "lr")
+        assert all(getattr(cfg, k) == v for k, v in config.FAST_PRESET.items() if k not in ("lr", "mixed_precision"))
+        # bf16 only where the CPU multiplies it natively; elsewhere fp32, and one line says why.
+        assert cfg.mixed_precision == ("bf16" if native else "no")
+        assert ("no native bf16" in capsys.readouterr().err) == (not native)
+        forced = _config_from(build_parser().parse_args(["train", "--fast", "--device", "cpu", "--mixed-precision", "bf16"]))
+        assert forced.mixed_precision == "bf16"
         plain = _config_from(build_parser().parse_args(["train"]))
         assert (plain.batch_size, plain.lr, plain.group_by_length, plain.mixed_precision) == (8, 5e-5, False, "no")
 
@@ -244,3 +254,25 @@ class TestAcceptanceFlags:
         rc = main(["sweep", "--model", tiny_model_dir, "--data", glue_dir, "--output-dir", str(tmp_path / "s"), *flags])
         err = capsys.readouterr().err.strip()
         assert rc == 2 and len(err.splitlines()) == 1 and pattern in err
+
+
+class TestHubWithoutNetwork:
+    @pytest.mark.parametrize("model, data, said", [("someone/some-model", "glue", "model 'someone/some-model' is not a local folder"),
+                                                   ("tiny", "hub", "could not load nyu-mll/glue/mrpc")])
+    def test_an_unreachable_hub_fails_in_seconds_with_one_line(self, tmp_path, tiny_model_dir, glue_dir, model, data, said):
+        import os
+        import time
+
+        env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")}
+        env["HF_ENDPOINT"] = "http://127.0.0.1:9"  # nothing listens there: the connection is refused
+        env["HF_HOME"] = str(tmp_path / "hf")  # an empty cache
+        args = ["--model", tiny_model_dir if model == "tiny" else model, "--data", glue_dir if data == "glue" else data]
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "mrpc_check", "train", *args, "--output-dir", str(tmp_path / "run")],
+                              capture_output=True, text=True, env=env, timeout=120)
+        elapsed = time.monotonic() - started
+        lines = [line for line in done.stderr.splitlines() if line.strip() and "it/s]" not in line and "examples/s]" not in line]
+        assert done.returncode == 2 and lines == [lines[-1]] and said in lines[-1] and "unreachable" in lines[-1], done.stderr[-2000:]
+        # Interpreter and imports take ~7 s here; the retry loop this replaces added 27-50 s on top.
+        assert "Retry" not in done.stderr and elapsed < 30
+        assert not (tmp_path / "run").exists()

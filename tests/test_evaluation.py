@@ -66,6 +66,14 @@ class TestEvaluateModel:
         evaluate_model(model, loaders(tiny_tokenized["validation"], 8)[1], metric)
         assert model.training
 
+    def test_progress_bar_only_when_asked(self, tiny_model_factory, tiny_tokenized, loaders, metric, capsys):
+        model = tiny_model_factory()
+        loader = loaders(tiny_tokenized["validation"], 8)[1]
+        evaluate_model(model, loader, metric)
+        assert "evaluate" not in capsys.readouterr().err
+        evaluate_model(model, loader, metric, progress=True)
+        assert "evaluate:   0%|          | 0/3" in capsys.readouterr().err  # 3 batches; the bar clears itself when done
+
 
 class TestMajorityBaseline:
     def test_closed_form_for_a_positive_majority(self):
