@@ -257,6 +257,10 @@ def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
             from mrpc_check.errors import ConfigError
 
             raise ConfigError(f"--config {args.config}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        try:
+            make_config(**recorded)  # wrong types and values named now, as the file's, before argparse sees them
+        except MrpcCheckError as exc:
+            raise type(exc)(f"--config {args.config}: {exc}") from None
         parser.recipe_parsers[args.command].set_defaults(**recorded)
         args = parser.parse_args(argv)
     return args
@@ -279,7 +283,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(json.dumps(_config_from(args).to_dict(), indent=2))
             return 0
         if args.command == "train":
-            report = run_training(_config_from(args), _floors_from(args))
+            report = run_training(_config_from(args), _floors_from(args), command=[PROG, *(sys.argv[1:] if argv is None else argv)])
             v = report["metrics"]["validation"]
             print(f"validation accuracy {v['accuracy']:.4f}  f1 {v['f1']:.4f}  ->  {Path(args.output_dir) / 'report.json'}")
             return _floor_verdict(report.get("floors"))

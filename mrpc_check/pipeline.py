@@ -48,13 +48,14 @@ from mrpc_check.train_accelerate import train_accelerate
 from mrpc_check.train_trainer import train_trainer
 
 
-def run_training(cfg: TrainConfig, floors: Optional[Floors] = None) -> dict:
+def run_training(cfg: TrainConfig, floors: Optional[Floors] = None, command: Optional[list] = None) -> dict:
     """Fine-tune on MRPC as ``cfg`` says and write the run's results.
 
     Args:
         cfg: the full recipe.
         floors: acceptance rules to judge the run by (refused before training when the majority
             class alone clears them); the verdict lands in the report's ``floors`` entry.
+        command: the command line to record in the report (default: this process's).
 
     Returns:
         The report (also written to ``OUTPUT/report.json``); on Accelerate's
@@ -71,14 +72,14 @@ def run_training(cfg: TrainConfig, floors: Optional[Floors] = None) -> dict:
         if writer:
             ensure_writable(out)
         with output_lock(out) if writer else contextlib.nullcontext():
-            return _train(cfg, floors)
+            return _train(cfg, floors, command)
     except BaseException:
         if created and writer:
             remove_if_empty(out)  # a failed run leaves no empty folder behind
         raise
 
 
-def _train(cfg: TrainConfig, floors: Optional[Floors]) -> dict:
+def _train(cfg: TrainConfig, floors: Optional[Floors], command: Optional[list]) -> dict:
     """:func:`run_training`'s stages, with the output folder locked."""
     from transformers import set_seed
 
@@ -113,7 +114,7 @@ def _train(cfg: TrainConfig, floors: Optional[Floors]) -> dict:
     # 8. the labelled test split, when the source has one (raw MSR files), scored once at the end
     test = score_test_split(model, tokenizer, tokenized, raw, collator, cfg) if result.main_process else None
     # 9. report
-    report = build_report(cfg.to_dict(), checkpoint, device.type, result, raw["validation"]["label"], test)
+    report = build_report(cfg.to_dict(), checkpoint, device.type, result, raw["validation"]["label"], test, command)
     if floors is not None:
         report["floors"] = verdict(report, floors)
     if report["degenerate"]["flag"] and result.main_process:

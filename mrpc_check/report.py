@@ -164,7 +164,7 @@ def versions() -> dict:
     }
 
 
-def provenance() -> dict:
+def provenance(command: Optional[list] = None) -> dict:
     """When, how and from which code a result was produced: what a reader needs a month later."""
     import datetime
     import shlex
@@ -182,7 +182,7 @@ def provenance() -> dict:
         pass
     return {
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": shlex.join([str(c) for c in command] if command else [Path(sys.argv[0]).name, *sys.argv[1:]]),
         "mrpc_check": __version__,
         "git_commit": commit,
     }
@@ -219,13 +219,15 @@ def split_scores(metrics: dict, predictions, labels, split: str) -> dict:
     return {split: metrics, f"{split}_baseline": baseline, f"{split}_analysis": analysis}
 
 
-def build_report(cfg_dict: dict, checkpoint: str, device_type: str, result, validation_labels=None, test=None) -> dict:
+def build_report(cfg_dict: dict, checkpoint: str, device_type: str, result, validation_labels=None, test=None,
+                 command: Optional[list] = None) -> dict:
     """The run's report: config, versions, device, validation metrics with their majority baseline,
     Matthews correlation, bootstrap interval and confusion matrix, a degenerate-run flag with its
     reason, test metrics when the data has a labelled test split, throughput, history.
 
     Args:
         test: ``{"metrics", "predictions", "labels"}`` of the labelled test split, or None.
+        command: the command line that ran (default: this process's arguments).
     """
     from mrpc_check.evaluation import degeneracy, majority_baseline
 
@@ -242,7 +244,7 @@ def build_report(cfg_dict: dict, checkpoint: str, device_type: str, result, vali
     return {
         "config": normalised_paths(cfg_dict),
         "checkpoint": checkpoint,
-        "run": provenance(),
+        "run": provenance(command),
         "versions": versions(),
         "device": device_description(device_type),
         "metrics": metrics,

@@ -276,3 +276,40 @@ class TestHubWithoutNetwork:
         # Interpreter and imports take ~7 s here; the retry loop this replaces added 27-50 s on top.
         assert "Retry" not in done.stderr and elapsed < 30
         assert not (tmp_path / "run").exists()
+
+
+class TestConfigFile:
+    def test_a_reports_config_reruns_the_same_run(self, tmp_path, tiny_model_dir, glue_dir, capsys):
+        rc, first = train(tmp_path, tiny_model_dir, glue_dir, "--seed", "5", "--grad-accum", "2", "--warmup-ratio", "0.1")
+        assert rc == 0
+        again = tmp_path / "again"
+        assert main(["train", "--config", str(first / "report.json"), "--output-dir", str(again)]) == 0
+        a, b = (json.loads((d / "report.json").read_text()) for d in (first, again))
+        assert {**a["config"], "output_dir": None} == {**b["config"], "output_dir": None}
+        assert a["metrics"]["validation"] == b["metrics"]["validation"] and a["history"] == b["history"]
+        assert b["run"]["command"] == f"mrpc-check train --config {first / 'report.json'} --output-dir {again}"
+
+    def test_toml_flags_win_and_print_config_trains_nothing(self, tmp_path, capsys):
+        recipe = tmp_path / "recipe.toml"
+        recipe.write_text('lr = 0.0002\nepochs = 7\nmodel = "minilm"\nmax_grad_norm = 1.0\n')
+        assert main(["train", "--config", str(recipe), "--epochs", "2", "--print-config", "--output-dir", str(tmp_path / "o")]) == 0
+        cfg = json.loads(capsys.readouterr().out)
+        assert (cfg["lr"], cfg["epochs"], cfg["model"], cfg["max_grad_norm"]) == (0.0002, 2, "minilm", 1.0)
+        assert not (tmp_path / "o").exists()
+
+    @pytest.mark.parametrize("text, name, pattern", [('{"lrr": 1}', "c.json", "unknown key.*lrr"), ("{oops", "c.json", "not valid JSON"),
+                                                     ("lr = ", "c.toml", "not valid TOML"), ('{"lr": "fast"}', "c.json", "--lr must be float"),
+                                                     ("[1, 2]", "c.json", "expected a table")])
+    def test_bad_files_are_one_line(self, tmp_path, capsys, text, name, pattern):
+        path = tmp_path / name
+        path.write_text(text)
+        expect_one_line_error(capsys, ["train", "--config", str(path), "--output-dir", str(tmp_path / "o")], pattern)
+
+    def test_every_train_flag_says_what_it_does_and_its_default(self):
+        from mrpc_check.cli import build_parser
+
+        train_parser = build_parser().recipe_parsers["train"]
+        for action in train_parser._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help and len(action.help) > 15, action.option_strings
+                assert "[" in action.help or action.dest == "print_config", action.option_strings  # [default]
