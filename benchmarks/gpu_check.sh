@@ -3,12 +3,14 @@
 #   1. the GPU test tier (pytest -m gpu; the slow bf16 acceptance only when MRPC_DATA is set),
 #   2. a short bf16-vs-fp32 training throughput benchmark of a bert-base-sized model.
 # A pass: every gpu test passes (none skipped) and the benchmark prints its samples/s.
-# On a machine without internet access, put wheels of the missing packages (datasets, evaluate, ...)
-# in .whl/ and this script installs them first.
+# Needs the package's dependencies importable (bash scripts/train.sh sets them up). Without network,
+# point WHEELS at a folder of wheels for whatever is missing (datasets, evaluate, ...): they are
+# installed into a scratch folder first.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH="/tmp/site:$PWD"
+WHEELS="${WHEELS:-.whl}"
+if ls "$WHEELS"/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$WHEELS"/*.whl && export PYTHONPATH="/tmp/site:$PWD"
 else
   export PYTHONPATH="$PWD"
 fi
