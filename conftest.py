@@ -2,7 +2,8 @@
 
 Tiers (markers are declared by ``mrpc_check.pytest_plugin``, ``--strict-markers`` is on):
 
-    pytest -m "not slow" -n auto        default: fast, offline, CPU (tiny BERT, real vocabulary)
+    pytest -m "not slow"                default: fast, offline, CPU (tiny BERT, real vocabulary); spread over
+                                        the cores by pytest-xdist when it is installed (-n 0 or -p no:xdist: one process)
     pytest -m distributed               2-process Accelerate runs on CPU (gloo)
     pytest -m gpu                       CUDA runners; every test skips with a reason elsewhere
     pytest -m slow                      acceptance: fine-tune MiniLM on real MRPC, F1 floor
@@ -14,7 +15,25 @@ tests that need it skip with that instruction when neither is set.
 
 import os
 
+import pytest
+
 pytest_plugins = ["pytester"]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """pytest-xdist by default for the whole suite: `pytest -m "not slow"` as typed uses every core.
+
+    Only when no test paths are named (a single file or test starts faster in one process), and
+    before xdist reads its options; an explicit -n (0 included), -p no:xdist, --pdb, or being an
+    xdist worker already keeps the user's choice.
+    """
+    option = config.option
+    whole_suite = getattr(config, "args_source", None) in (pytest.Config.ArgsSource.TESTPATHS, pytest.Config.ArgsSource.INVOCATION_DIR)
+    if (whole_suite and config.pluginmanager.hasplugin("xdist") and getattr(option, "numprocesses", None) is None
+            and not getattr(option, "usepdb", False) and "PYTEST_XDIST_WORKER" not in os.environ
+            and not getattr(option, "collectonly", False)):
+        option.numprocesses = "auto"
 
 # Under pytest-xdist each worker gets its share of the cores: 2 workers x 2 threads on 2 cores
 # spend more time contending than computing.

@@ -313,3 +313,16 @@ class TestConfigFile:
             if action.option_strings and action.dest != "help":
                 assert action.help and len(action.help) > 15, action.option_strings
                 assert "[" in action.help or action.dest == "print_config", action.option_strings  # [default]
+
+
+class TestReportProvenance:
+    def test_when_how_and_from_what_with_normalised_paths(self, tmp_path, tiny_model_dir, glue_dir, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        roundabout = f"{glue_dir}/../{Path(glue_dir).name}"  # the same folder, the way a relative path often names it
+        assert main(["train", "--model", tiny_model_dir, "--data", roundabout, "--epochs", "1", "--output-dir", "out"]) == 0
+        report = json.loads((tmp_path / "out" / "report.json").read_text())
+        assert report["config"]["data"] == str(Path(glue_dir).resolve()) and ".." not in report["config"]["data"]
+        assert report["config"]["output_dir"] == str(tmp_path / "out")
+        run = report["run"]
+        assert run["command"].startswith("mrpc-check train --model") and run["mrpc_check"] == __import__("mrpc_check").__version__
+        assert run["timestamp"].endswith("+00:00") and (run["git_commit"] is None or len(run["git_commit"]) == 40)
