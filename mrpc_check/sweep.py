@@ -108,6 +108,10 @@ def summarise(runs: list[dict], floors: Floors, rule: str = "median") -> dict:
             low = [r["seed"] for r, v in zip(runs, values) if v < floor]
             if low:
                 failures.append(f"validation {name} below floor {floor} for seed {', '.join(map(str, low))}")
+    if floors.max_gap is not None:  # each seed's validation-test gap, where the data has a labelled test split
+        wide = [r["seed"] for r in runs if r.get("test") and abs(r["f1"] - r["test"]["f1"]) > floors.max_gap]
+        if wide:
+            failures.append(f"|validation F1 - test F1| > --max-gap {floors.max_gap} for seed {', '.join(map(str, wide))}")
     summary.update({"rule": rule_text(floors, rule), "passed": not failures, "failures": failures})
     return summary
 

@@ -52,6 +52,12 @@ class TestSummarise:
         s = sweep.summarise(runs, Floors(min_f1=0.85, min_accuracy=0.78))
         assert not s["passed"] and s["degenerate_rate"] == pytest.approx(0.2) and s["failures"] == ["degenerate run(s): seed 5"]
 
+    def test_the_validation_test_gap_per_seed(self):
+        runs = [{**r, "test": {"f1": r["f1"] - 0.01 * r["seed"], "accuracy": r["accuracy"]}} for r in self.RUNS]
+        s = sweep.summarise(runs, Floors(min_f1=0.85, min_accuracy=0.78, max_gap=0.035))
+        assert s["failures"] == ["|validation F1 - test F1| > --max-gap 0.035 for seed 4, 5"]
+        assert s["test"]["f1"]["median"] == pytest.approx(0.84)  # test F1 0.79 0.84 0.85 0.86 0.79
+
     def test_floor_on_the_lower_bounds(self):
         s = sweep.summarise(self.RUNS, Floors(min_f1=0.85, min_accuracy=0.78, on="lower"))
         assert not s["passed"] and "median validation f1 0.8300 < floor 0.85" in s["failures"]
