@@ -54,19 +54,20 @@ def _floor_args(p, required: bool) -> None:
                    help=f"validation F1 floor; refused at or below the majority baseline [{f.min_f1 if required else 'off'}]")
     p.add_argument("--min-accuracy", type=float, default=f.min_accuracy if required else None,
                    help=f"validation accuracy floor [{f.min_accuracy if required else 'off'}; {f.min_accuracy} when --min-f1 is given]")
-    p.add_argument("--floor-on", choices=FLOOR_ON, default=f.on,
+    p.add_argument("--floor-on", choices=FLOOR_ON, default=f.on if required else None,
                    help=f"'point': the estimate clears the floor; 'lower': the bootstrap 95%% interval's lower end does [{f.on}, {state}]")
     p.add_argument("--max-gap", type=float, default=None,
                    help="largest |validation F1 - test F1| allowed, when the data has a labelled test split [off]")
 
 
 def _floors_from(args: argparse.Namespace, required: bool = False) -> Optional[Floors]:
-    if not required and args.min_f1 is None and args.min_accuracy is None and args.max_gap is None:
-        return None
+    given = (args.min_f1, args.min_accuracy, args.max_gap, args.floor_on)
+    if not required and all(value is None for value in given):
+        return None  # train and evaluate judge only when a floor option is given
     d = Floors()
     return Floors(min_f1=d.min_f1 if args.min_f1 is None else args.min_f1,
                   min_accuracy=d.min_accuracy if args.min_accuracy is None else args.min_accuracy,
-                  on=args.floor_on, max_gap=args.max_gap)
+                  on=args.floor_on or d.on, max_gap=args.max_gap)
 
 
 def _train_parser(sub) -> argparse.ArgumentParser:

@@ -326,3 +326,18 @@ class TestReportProvenance:
         run = report["run"]
         assert run["command"].startswith("mrpc-check train --model") and run["mrpc_check"] == __import__("mrpc_check").__version__
         assert run["timestamp"].endswith("+00:00") and (run["git_commit"] is None or len(run["git_commit"]) == 40)
+
+
+class TestFloorFlags:
+    @pytest.mark.parametrize("argv, expected", [
+        (["train"], None),
+        (["train", "--floor-on", "lower"], (0.85, 0.78, "lower", None)),  # asking for interval floors turns floors on
+        (["train", "--min-f1", "0.88"], (0.88, 0.78, "point", None)),
+        (["evaluate", "--model", "m", "--max-gap", "0.05"], (0.85, 0.78, "point", 0.05)),
+        (["sweep", "--seeds", "1"], (0.85, 0.78, "point", None)),  # a sweep is always judged
+    ])
+    def test_which_floors_a_command_line_sets(self, argv, expected):
+        from mrpc_check.cli import _floors_from, build_parser
+
+        floors = _floors_from(build_parser().parse_args(argv), required=argv[0] == "sweep")
+        assert (None if floors is None else (floors.min_f1, floors.min_accuracy, floors.on, floors.max_gap)) == expected
