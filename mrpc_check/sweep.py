@@ -7,8 +7,8 @@ then reports median, quartiles, min and max of validation (and, when labelled, t
 accuracy, the rate of degenerate runs, and a verdict by a printed rule.
 
 A finished seed (its ``report.json`` holds the same recipe) is read back, never redone, so a
-killed sweep resumes where it stopped; with ``--checkpoint-every`` an unfinished seed resumes
-from its last checkpoint. Seeds are independent jobs: ``jobs > 1`` hands them to the
+killed sweep resumes where it stopped; an unfinished seed resumes from its last checkpoint
+(written at the stop on SIGTERM/SIGINT, or periodically with ``--checkpoint-every``). Seeds are independent jobs: ``jobs > 1`` hands them to the
 standard library's process pool, each process with ``cores / jobs`` torch threads and, on a
 machine with several GPUs, its own GPU.
 """
@@ -162,8 +162,9 @@ def _plan(cfg: TrainConfig, seeds: Sequence[int], out: Path, overwrite: bool) ->
                               "pass --overwrite to redo it, or another --output-dir")
         if report_path.is_file():
             run_cfg = dataclasses.replace(run_cfg, overwrite=True)
-        elif cfg.checkpoint_every and latest_checkpoint(folder) is not None:
-            run_cfg = dataclasses.replace(run_cfg, resume=True)  # a killed seed goes on from its checkpoint
+        elif latest_checkpoint(folder) is not None:
+            # A seed stopped by SIGTERM/SIGINT (always checkpointed) or killed after a periodic checkpoint goes on from it.
+            run_cfg = dataclasses.replace(run_cfg, resume=True)
         todo.append(run_cfg)
     return done, todo
 

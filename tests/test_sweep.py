@@ -120,3 +120,49 @@ class TestRunSweep:
         pool = json.loads((tmp_path / "pool" / "sweep.json").read_text())
         for a, b in zip(alone["runs"], pool["runs"]):
             assert (a["seed"], a["f1"], a["accuracy"], a.get("test")) == (b["seed"], b["f1"], b["accuracy"], b.get("test"))
+
+
+def test_a_seed_stopped_by_sigterm_resumes_from_its_checkpoint(tmp_path, tiny_cfg, monkeypatch):
+    import signal
+
+    import torch
+
+    import mrpc_check.pipeline as pipeline
+    from mrpc_check.checkpoint import checkpoints_in
+    from mrpc_check.errors import Preempted
+
+    cfg = make_config(tiny_cfg, batch_size=4)  # 4 optimizer steps per seed
+    floors = Floors(min_f1=0.9, min_accuracy=0.9)
+    real_load = pipeline.load_model
+
+    def load_then_signal_in_seed_2(*a, **k):
+        model = real_load(*a, **k)
+        if torch.initial_seed() == 2:  # the pipeline seeds torch with the run's seed just before loading
+            calls = {"n": 0}
+
+            def hook(module, inputs, output):
+                calls["n"] += 1
+                if calls["n"] == 2:  # during step 2: the run must finish it, checkpoint it and stop
+                    os.kill(os.getpid(), signal.SIGTERM)
+
+            model.classifier.register_forward_hook(hook)
+        return model
+
+    monkeypatch.setattr(pipeline, "load_model", load_then_signal_in_seed_2)
+    with pytest.raises(Preempted):
+        sweep.run_sweep(cfg, [1, 2], tmp_path / "s", floors, progress=False)
+    assert [p.name for p in checkpoints_in(tmp_path / "s" / "seed-2")] == ["step-00000002"]
+    forwards = []
+
+    def load_and_count(*a, **k):
+        model = real_load(*a, **k)
+        forwards.append(0)
+        model.classifier.register_forward_hook(lambda m, i, o: forwards.__setitem__(-1, forwards[-1] + 1))
+        return model
+
+    monkeypatch.setattr(pipeline, "load_model", load_and_count)
+    resumed = sweep.run_sweep(cfg, [1, 2], tmp_path / "s", floors, progress=False)
+    fresh = sweep.run_sweep(cfg, [2], tmp_path / "fresh", floors, progress=False)
+    assert len(forwards) == 2 and forwards[0] == forwards[1] - 2  # seed 1 read back; seed 2 skipped its 2 trained steps
+    a, b = (json.loads(open(r["report"]).read()) for r in (resumed["runs"][1], fresh["runs"][0]))
+    assert a["history"] == b["history"] and a["metrics"]["validation"] == b["metrics"]["validation"]
