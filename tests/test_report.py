@@ -6,9 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import pytest
 
 from mrpc_check.cli import main
 from mrpc_check.report import LOCK_NAME, OWNER_NAME
