@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 
-
 from mrpc_check.cli import main
 from mrpc_check.report import LOCK_NAME, OWNER_NAME
 
