@@ -7,7 +7,9 @@ Tiers (markers are declared by ``mrpc_check.pytest_plugin``, ``--strict-markers`
     pytest -m distributed               2-process Accelerate runs on CPU (gloo)
     pytest -m gpu                       CUDA runners; every test skips with a reason elsewhere
     pytest -m slow                      acceptance: fine-tune MiniLM on real MRPC, F1 floor
-    pytest -m slow --mrpc-model DIR --mrpc-min-f1 0.88    the same for your own checkpoint
+    pytest -m slow --mrpc-model DIR --mrpc-min-f1 0.88    the same from another pretrained starting point
+    pytest -m slow --mrpc-seeds 5                   the same over 5 seeds; the median must clear the floors
+    pytest --pyargs mrpc_check.acceptance --mrpc-checkpoint DIR    a fine-tuned model judged as it is (seconds)
 
 Real MRPC comes from ``--mrpc-data DIR`` or ``MRPC_DATA`` (e.g. ../shared/data/glue/MRPC);
 tests that need it skip with that instruction when neither is set.
