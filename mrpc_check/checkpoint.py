@@ -306,8 +306,9 @@ class Checkpointer:
             if signum == signal.SIGINT and self.stop_signal is not None:
                 raise KeyboardInterrupt  # asked twice: do not wait for the step
             self.stop_signal = signum
-            print(f"{signal.Signals(signum).name} received: stopping after this optimizer step, with a checkpoint",
-                  file=sys.stderr, flush=True)
+            # os.write, not print: the handler may interrupt a progress-bar write to the same stream,
+            # and a buffered stream refuses a reentrant write.
+            os.write(2, f"\n{signal.Signals(signum).name} received: stopping after this optimizer step, with a checkpoint\n".encode())
 
         previous = {s: signal.signal(s, ask) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
