@@ -72,7 +72,10 @@ def assert_verdict(report, floors, sweep_run=None):
     if sweep_run is not None:
         entry = run_entry(report, report["config"]["seed"], Path(report["config"]["output_dir"]))
         sweep_run.node.user_properties.append(
-            ("mrpc_run", {**entry, "loop": report["config"]["loop"], "baseline": report["metrics"]["validation_baseline"]}))
+            # Grouped by loop, device and precision: a CPU fp32 sweep and a GPU bf16 one are judged apart.
+            ("mrpc_run", {**entry, "loop": f"{report['config']['loop']} ({report['device']['type']}, "
+                                           f"{report['config']['mixed_precision'].replace('no', 'fp32')})",
+                          "baseline": report["metrics"]["validation_baseline"]}))
     assert judged["passed"], "; ".join(judged["failures"])
     assert report["train"]["final_lr"] == 0.0  # the walkthrough's linear schedule ends at 0
 
