@@ -22,7 +22,6 @@ with a checkpoint written there.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import os
@@ -39,7 +38,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from mrpc_check.errors import ConfigError, Preempted, TrainingError
+from mrpc_check.errors import ConfigError, Preempted, TrainingError, os_reason
 
 CHECKPOINT_DIR = "checkpoints"
 _PREFIX = "step-"
@@ -182,7 +181,7 @@ def save_checkpoint(out: Path, model, optimizer, scheduler, progress: Progress, 
         shutil.rmtree(tmp, ignore_errors=True)
         previous = latest_checkpoint(out)
         kept = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
-        why = "no space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        why = os_reason(exc)
         raise TrainingError(f"checkpoint at step {progress.steps} not written to {folder} ({why}); {kept}: "
                             "free space, then rerun the same command with --resume") from exc
     except BaseException:

@@ -5,6 +5,13 @@ from pathlib import Path
 from typing import Optional
 
 
+def os_reason(exc: OSError) -> str:
+    """An OS error in words for a one-line message; a full disk said plainly."""
+    import errno
+
+    return "no space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+
+
 class MrpcCheckError(Exception):
     """Bad input or environment: the CLI prints the message on one line and exits 2."""
 

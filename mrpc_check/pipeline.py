@@ -6,7 +6,6 @@ data -> tokenize -> collate/batch -> model -> optimizer -> loop (+ metric) -> re
 from __future__ import annotations
 
 import contextlib
-import errno
 import math
 import os
 from pathlib import Path
@@ -18,7 +17,7 @@ from mrpc_check.batching import make_collator, make_eval_loader, make_train_load
 from mrpc_check.checkpoint import Checkpointer
 from mrpc_check.config import TrainConfig
 from mrpc_check.data import LABEL_NAMES, label_counts, load_mrpc
-from mrpc_check.errors import ConfigError, DataError, TrainingError
+from mrpc_check.errors import ConfigError, DataError, TrainingError, os_reason
 from mrpc_check.evaluation import analyse, evaluate_model, load_metric, majority_baseline
 from mrpc_check.floors import Floors, judge, judge_gap, refuse_at_baseline
 from mrpc_check.model import (
@@ -125,7 +124,7 @@ def _train(cfg: TrainConfig, floors: Optional[Floors], command: Optional[list]) 
         save_model_atomic(model, tokenizer, out)
         write_json(out / REPORT_NAME, report)
     except OSError as exc:
-        why = "no space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        why = os_reason(exc)
         kept = f"checkpoint {checkpointer.last_saved} is kept" if checkpointer and checkpointer.last_saved else "nothing earlier was replaced"
         raise TrainingError(f"results not written to {out} ({why}); {kept}: free space, then rerun "
                             f"{'with --resume' if checkpointer and checkpointer.last_saved else 'the run'}") from exc

@@ -209,14 +209,15 @@ def device_description(device_type: str) -> dict:
     return info
 
 
-def split_scores(metrics: dict, predictions, labels, split: str) -> dict:
-    """``metrics.<split>``, ``<split>_baseline`` and ``<split>_analysis`` entries for one scored split."""
+def split_scores(metrics: dict, predictions, labels, split: str) -> tuple[dict, Optional[str]]:
+    """``metrics.<split>``, ``<split>_baseline`` and ``<split>_analysis`` entries for one scored split,
+    and why the split's predictions are degenerate (None when they are not)."""
     from mrpc_check.evaluation import analyse
 
     analysis = analyse(predictions, labels, metrics)
     baseline = analysis.pop("baseline")  # always answering the majority class, from the loaded labels
-    analysis.pop("degenerate")  # reported once, at the top level, for validation
-    return {split: metrics, f"{split}_baseline": baseline, f"{split}_analysis": analysis}
+    degenerate = analysis.pop("degenerate")  # reported once, at the top level, for validation
+    return {split: metrics, f"{split}_baseline": baseline, f"{split}_analysis": analysis}, degenerate
 
 
 def build_report(cfg_dict: dict, checkpoint: str, device_type: str, result, validation_labels=None, test=None,
@@ -229,18 +230,18 @@ def build_report(cfg_dict: dict, checkpoint: str, device_type: str, result, vali
         test: ``{"metrics", "predictions", "labels"}`` of the labelled test split, or None.
         command: the command line that ran (default: this process's arguments).
     """
-    from mrpc_check.evaluation import degeneracy, majority_baseline
+    from mrpc_check.evaluation import majority_baseline
 
     runtime = max(result.runtime_s, 1e-9)
     metrics = {"validation": result.final_metrics, "validation_per_epoch": result.epochs,
                "validation_baseline": majority_baseline(validation_labels) if validation_labels is not None else None}
+    reason = None
     if validation_labels is not None and result.eval_predictions:
-        metrics.update(split_scores(result.final_metrics, result.eval_predictions, validation_labels, "validation"))
+        scored, reason = split_scores(result.final_metrics, result.eval_predictions, validation_labels, "validation")
+        metrics.update(scored)
     if test is not None:
-        metrics.update(split_scores(test["metrics"], test["predictions"], test["labels"], "test"))
+        metrics.update(split_scores(test["metrics"], test["predictions"], test["labels"], "test")[0])
         metrics["validation_test_gap"] = {k: result.final_metrics[k] - test["metrics"][k] for k in ("accuracy", "f1")}
-    baseline = metrics["validation_baseline"]
-    reason = degeneracy(result.eval_predictions, result.final_metrics, baseline) if baseline and result.eval_predictions else None
     return {
         "config": normalised_paths(cfg_dict),
         "checkpoint": checkpoint,
