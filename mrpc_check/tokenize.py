@@ -5,6 +5,8 @@ No padding here: padding is the collator's job, per batch (dynamic padding).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Optional
 
 # Columns the model never sees; "label" is renamed to "labels", the name HF models read the target from.
@@ -58,13 +60,47 @@ def tokenize_dataset(raw, tokenizer, max_length: Optional[int] = None):
     def _encode(batch):
         return encode_pairs(tokenizer, batch["sentence1"], batch["sentence2"], max_length)
 
-    tokenized = raw.map(_encode, batched=True, desc="Tokenizing")
+    from datasets import DatasetDict
+
+    tokenized = DatasetDict({
+        name: split.map(_encode, batched=True, desc="Tokenizing", new_fingerprint=_fingerprint(split, tokenizer, max_length))
+        for name, split in raw.items()
+    })
     columns = next(iter(tokenized.values())).column_names  # every split has the same columns
     present = [c for c in DROP_COLUMNS if c in columns]
     tokenized = tokenized.remove_columns(present)
     tokenized = tokenized.rename_column("label", "labels")
     tokenized.set_format("torch")
     return tokenized
+
+
+# Bump when encode_pairs changes what it returns: the fingerprint names cached tokenizations.
+_ENCODING_VERSION = "pairs-longest_first-1"
+
+
+def _fingerprint(split, tokenizer, max_length: Optional[int]) -> Optional[str]:
+    """A fingerprint for the tokenized split from what decides its content, or None to let datasets hash.
+
+    datasets otherwise hashes the map function by pickling it with the tokenizer inside: 1.5 s
+    per call for BERT's WordPiece (most of a tiny test run), where hashing the tokenizer's own
+    serialisation takes milliseconds. Data loaded from the Hub is cached on disk under this name,
+    so everything that changes the output is in it: the split's fingerprint, the tokenizer's
+    full state (vocabulary, normaliser, pre-tokeniser, template), its length limit and class,
+    the truncation length and the encoding's version.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:  # a slow (pure Python) tokenizer: no serialisation to hash, datasets' default is safe
+        return None
+    # The serialisation also records the truncation and padding of the last call (transformers
+    # sets them per call): left in, the same inputs would hash differently after another call.
+    state = json.loads(backend.to_str())
+    state.pop("truncation", None)
+    state.pop("padding", None)
+    digest = hashlib.sha256()
+    for part in (split._fingerprint, json.dumps(state, sort_keys=True), type(tokenizer).__name__, tokenizer.model_max_length, max_length, _ENCODING_VERSION):
+        digest.update(repr(part).encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()[:32]
 
 
 def token_lengths(dataset) -> list[int]:

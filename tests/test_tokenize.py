@@ -91,6 +91,45 @@ class TestTokenizeDataset:
         assert lengths == expected and max(lengths) <= 32
 
 
+class TestCachedTokenization:
+    """Data from the Hub is cached on disk under the map's fingerprint: a fingerprint that misses
+    something the output depends on would serve a stale tokenization (oracle: an uncached run)."""
+
+    @pytest.fixture
+    def on_disk(self, tmp_path):
+        from datasets import DatasetDict, load_from_disk
+
+        synthetic_mrpc(12, 6, seed=3).save_to_disk(str(tmp_path / "raw"))
+        raw = load_from_disk(str(tmp_path / "raw"))
+        assert isinstance(raw, DatasetDict) and raw["train"].cache_files  # cached, as the Hub's are
+        return raw
+
+    def test_another_truncation_length_is_not_served_from_the_cache(self, on_disk, mrpc_tokenizer):
+        long = token_lengths(tokenize_dataset(on_disk, mrpc_tokenizer, max_length=64)["train"])
+        short = token_lengths(tokenize_dataset(on_disk, mrpc_tokenizer, max_length=12)["train"])
+        assert max(long) > 12 and max(short) == 12
+
+    def test_another_vocabulary_is_not_served_from_the_cache(self, on_disk, mrpc_tokenizer):
+        import copy
+
+        word = max((w for r in on_disk["train"] for w in r["sentence1"].split()), key=len)
+        other = copy.deepcopy(mrpc_tokenizer)  # the same class, one more vocabulary entry: a word's prefix
+        other.add_tokens([word[:3].lower()])
+        tokenize_dataset(on_disk, mrpc_tokenizer, max_length=64)
+        served = tokenize_dataset(on_disk, other, max_length=64)["train"]["input_ids"]
+        fresh = [encode_pairs(other, r["sentence1"], r["sentence2"], 64)["input_ids"] for r in on_disk["train"]]
+        assert [list(map(int, x)) for x in served] == fresh
+
+    def test_the_same_inputs_reuse_the_cache_whatever_ran_before(self, on_disk, mrpc_tokenizer):
+        import copy
+
+        tokenizer = copy.deepcopy(mrpc_tokenizer)  # no call made yet: no truncation state recorded
+        first = tokenize_dataset(on_disk, tokenizer, max_length=64)["train"]
+        tokenize_dataset(on_disk, tokenizer, max_length=12)
+        again = tokenize_dataset(on_disk, tokenizer, max_length=64)["train"]
+        assert again.cache_files == first.cache_files
+
+
 class TestMaxLength:
     def test_requested_wins(self, mrpc_tokenizer):
         assert max_length_for(mrpc_tokenizer, requested=64) == 64
