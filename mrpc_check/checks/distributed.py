@@ -1,12 +1,21 @@
-"""The battery at 2 processes: the adapter runs under ``torchrun`` (gloo on CPU), every rank observed.
+"""The battery at 2 processes (gloo on CPU), every rank observed.
 
-``Battery.distributed_run()`` starts ``python -m torch.distributed.run --nproc_per_node 2 -m
-mrpc_check.checks.distributed OUT SPEC ARCH`` once and reads back each rank's observation (rows
+``Battery.distributed_run()`` starts the ranks once and reads back each rank's observation (rows
 of every forward, steps and their learning rates), the gathered predictions, the final weights
 and the first step's gradient. Adapters opt in with ``adapter.distributed = True`` and must be
-loadable by spec (``package.module:adapter`` or ``file.py:adapter``), since each rank imports
-its own copy. Under Accelerate or DDP the processes join the group themselves from torchrun's
-environment.
+loadable by spec (``package.module:adapter`` or ``file.py:adapter``). Under Accelerate or DDP the
+processes join the group themselves from the environment torchrun would give them (RANK,
+WORLD_SIZE, MASTER_ADDR, ...).
+
+Two ways to start the ranks, same environment, same worker:
+
+* ``fork`` (default on Linux while CUDA is untouched): each rank is a fork of this process, so
+  nothing is imported again; about a second where ``torchrun`` takes 10 to 20 on 2 cores, which
+  is what keeps the 2-process checks in the default test run. Each rank gets one torch thread
+  and Accelerate's state reset; this is how ``accelerate.notebook_launcher`` starts CPU ranks.
+* ``torchrun``: ``python -m torch.distributed.run --nproc_per_node 2 -m
+  mrpc_check.checks.distributed OUT SPEC ARCH``, fresh interpreters, as users launch jobs.
+  Chosen where fork is unsafe (CUDA initialised, not Linux) or by ``MRPC_CHECK_LAUNCH=torchrun``.
 
 The recipe at 2 processes: batch 4 per process, accumulation 2, 2 epochs; 22 training rows make
 3 micro-batches per process and epoch (the last one uneven); 30 evaluation rows in batches of 4
@@ -36,21 +45,124 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(spec: str, arch: str, out: Path, timeout: int = 300) -> dict:
+# MRPC_CHECK_LAUNCH=torchrun|fork overrides the choice (fork where it is unsafe falls back to torchrun).
+LAUNCH_ENV = "MRPC_CHECK_LAUNCH"
+
+
+def launch_method(requested: str | None = None) -> str:
+    """``fork`` where forking this process is safe (Linux, CUDA not initialised), else ``torchrun``."""
+    requested = requested or os.environ.get(LAUNCH_ENV) or "fork"
+    if requested not in ("fork", "torchrun"):
+        raise ValueError(f"{LAUNCH_ENV}={requested!r}: use fork or torchrun")
+    # A forked child cannot use a CUDA context its parent created; macOS forks badly with threads.
+    fork_safe = sys.platform.startswith("linux") and hasattr(os, "fork") and not torch.cuda.is_initialized()
+    return "fork" if requested == "fork" and fork_safe else "torchrun"
+
+
+def launch(spec: str, arch: str, out: Path, timeout: int = 300, method: str | None = None) -> dict:
     """Run the worker on PROCESSES ranks; return {"ranks": [...], "weights": ..., "grads": ..., "start": ...} or {"error": text}."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(PROCESSES), "--nnodes", "1",
-           "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "-m", "mrpc_check.checks.distributed",
-           str(out), spec, arch]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=os.getcwd())
-    if proc.returncode != 0:
-        tail = [line for line in (proc.stderr or proc.stdout).strip().splitlines() if line.strip()][-1:] or ["no output"]
-        return {"error": f"torchrun exited {proc.returncode}: {tail[0][:200]}"}
+    error = _run_forked(spec, arch, out, timeout) if launch_method(method) == "fork" else _run_torchrun(spec, arch, out, timeout)
+    if error:
+        return {"error": error}
     from safetensors.torch import load_file
 
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(PROCESSES)]
     return {"ranks": ranks, "weights": load_file(str(out / "weights.safetensors")),
             "grads": load_file(str(out / "grads1.safetensors")), "start": load_file(str(out / "start1.safetensors"))}
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:200] if lines else "no output"
+
+
+def _run_forked(spec: str, arch: str, out: Path, timeout: int) -> str | None:
+    """Fork PROCESSES ranks of this process with torchrun's environment; an error line, or None."""
+    # Import once here what every rank needs, so the forks share it instead of importing it twice.
+    import mrpc_check.checks.harness  # noqa: F401
+    import mrpc_check.checks.observe  # noqa: F401
+    from mrpc_check.checks.contract import load_adapter
+
+    load_adapter(spec)
+    try:
+        import accelerate  # noqa: F401
+    except ImportError:
+        pass
+    port = str(free_port())
+    pids = {}
+    for rank in range(PROCESSES):
+        log = out / f"rank{rank}.log"
+        pid = os.fork()
+        if pid == 0:  # the rank: never returns into the caller (its test runner, its atexit hooks)
+            code = 1
+            try:
+                fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                os.dup2(fd, 1)
+                os.dup2(fd, 2)
+                # The parent's sys.stdout/err may be a test runner's capture object, not fds 1 and 2.
+                sys.stdout = sys.stderr = os.fdopen(fd, "w", buffering=1)
+                os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(PROCESSES), LOCAL_WORLD_SIZE=str(PROCESSES),
+                                  GROUP_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=port, OMP_NUM_THREADS="1")
+                torch.set_num_threads(1)  # 2 ranks on the cores; and no OpenMP pool inherited from the parent
+                from mrpc_check.checks.harness import _reset_accelerate
+
+                _reset_accelerate()  # the parent's single-process Accelerate state must not leak into the rank
+                _worker(str(out), spec, arch)
+                code = 0
+            except BaseException:  # noqa: BLE001 - written to the rank's log, read back by the parent
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                try:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                finally:
+                    os._exit(code)
+        pids[pid] = rank
+    return _wait_ranks(pids, out, timeout)
+
+
+def _wait_ranks(pids: dict, out: Path, timeout: int) -> str | None:
+    """Reap the forked ranks; kill them all past ``timeout`` or once one fails (the other would wait forever)."""
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout
+    failed = None
+    while pids:
+        for pid in list(pids):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                rank = pids.pop(pid)
+                code = os.waitstatus_to_exitcode(status)
+                if code != 0 and failed is None:
+                    log = out / f"rank{rank}.log"
+                    failed = f"rank {rank} exited {code}: {_last_line(log.read_text(errors='replace') if log.exists() else '')}"
+        if pids and (failed or time.monotonic() > deadline):
+            failed = failed or f"the {PROCESSES} ranks did not finish within {timeout} s"
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+            for pid in pids:
+                os.waitpid(pid, 0)
+            pids.clear()
+        time.sleep(0.01)
+    return failed
+
+
+def _run_torchrun(spec: str, arch: str, out: Path, timeout: int) -> str | None:
+    """Start the ranks with torchrun, fresh interpreters; an error line, or None."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(PROCESSES), "--nnodes", "1",
+           "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "-m", "mrpc_check.checks.distributed",
+           str(out), spec, arch]
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=os.getcwd())
+    except subprocess.TimeoutExpired:
+        return f"torchrun did not finish within {timeout} s"
+    if proc.returncode != 0:
+        return f"torchrun exited {proc.returncode}: {_last_line(proc.stderr or proc.stdout)}"
+    return None
 
 
 def _worker(out_dir: str, spec: str, arch_name: str) -> None:
