@@ -3,7 +3,11 @@
 Tiers (markers are declared by ``mrpc_check.pytest_plugin``, ``--strict-markers`` is on):
 
     pytest -m "not slow"                default: fast, offline, CPU (tiny BERT, real vocabulary); spread over
-                                        the cores by pytest-xdist when it is installed (-n 0 or -p no:xdist: one process)
+                                        the cores by pytest-xdist when it is installed (-n 0 or -p no:xdist: one process);
+                                        tests marked integration are left out (one header line says so)
+    pytest -m "not slow" --integration  the same plus the integration tests: what CI (tox, .ci/run) runs
+    pytest -m integration               only those: real processes started, signalled and killed (the CLI,
+                                        torchrun, sweeps, pytest itself), resume after SIGKILL/SIGTERM
     pytest -m distributed               2-process Accelerate runs on CPU (gloo)
     pytest -m gpu                       CUDA runners; every test skips with a reason elsewhere
     pytest -m slow                      acceptance: fine-tune MiniLM on real MRPC, F1 floor
@@ -20,6 +24,40 @@ import os
 import pytest
 
 pytest_plugins = ["pytester"]
+
+
+def pytest_addoption(parser):
+    parser.addoption("--integration", action="store_true",
+                     help="also run the tests marked integration (processes started, signalled, killed; minutes); "
+                          "-m integration runs only those")
+
+
+def _integration_selected(config) -> bool:
+    """--integration given, or a -m expression that names the marker (-m integration, -m 'not integration')."""
+    return config.getoption("integration") or "integration" in (config.option.markexpr or "")
+
+
+def pytest_report_header(config):
+    if not _integration_selected(config):
+        return "integration tests (processes started, signalled, killed): left out; add --integration to run them"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Leave the integration tests out of a run that did not ask for them.
+
+    They test the CLI, torchrun, sweeps and resume after signals as real processes; every bug
+    family they guard also has an in-process test in the default run, so the default run stays
+    quick without losing what it catches (the battery's 2-process checks stay in it: they fork).
+    """
+    if _integration_selected(config):
+        return
+    kept, left = [], []
+    for item in items:
+        (left if item.get_closest_marker("integration") else kept).append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -78,6 +78,31 @@ def test_resume_after_a_kill_mid_epoch_is_bitwise_identical(tmp_path, tiny_model
         assert torch.equal(a, b), name
 
 
+@pytest.mark.parametrize("how", ["same size, other bytes", "truncated model.safetensors"])
+def test_a_damaged_newest_checkpoint_is_skipped_for_the_older_one_in_process(tmp_path, tiny_model_factory, tiny_tokenized, loaders,
+                                                                             metric, capsys, how):
+    """The default run's damaged-checkpoint test (the integration tier damages a SIGKILLed CLI run's)."""
+    data = tiny_tokenized["train"].select(range(40))
+    whole = tiny_model_factory(seed=3)
+    r_whole, cfg = run(train_manual, whole, data, loaders, metric, tmp_path / "whole")
+    killed = tiny_model_factory(seed=3)
+    handle = kill_at_forward(killed, 15)
+    with pytest.raises(Killed):
+        run(train_manual, killed, data, loaders, metric, tmp_path / "run", Checkpointer(tmp_path / "run", "4", cfg.to_dict()))
+    handle.remove()
+    assert [p.name for p in checkpoints_in(tmp_path / "run")] == ["step-00000008", "step-00000012"]
+    DAMAGE[how][0](tmp_path / "run" / CHECKPOINT_DIR / "step-00000012")
+    capsys.readouterr()
+    resumed = tiny_model_factory(seed=99)
+    r_resumed, _ = run(train_manual, resumed, data, loaders, metric, tmp_path / "run",
+                       Checkpointer(tmp_path / "run", "4", cfg.to_dict(), resume=True))
+    warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: checkpoint")]
+    assert len(warning) == 1 and "step-00000012 is damaged" in warning[0] and "resuming from step-00000008" in warning[0]
+    assert r_resumed.step_losses == r_whole.step_losses
+    for (name, a), b in zip(whole.named_parameters(), resumed.parameters()):
+        assert torch.equal(a, b), name
+
+
 def test_a_kill_during_a_save_leaves_the_previous_checkpoint(tmp_path, tiny_model_factory, tiny_tokenized, loaders, metric, monkeypatch):
     import mrpc_check.checkpoint as checkpoint
 
@@ -215,6 +240,7 @@ def uninterrupted(cli_assets, tmp_path_factory):
     return out
 
 
+@pytest.mark.integration
 def test_sigkill_mid_epoch_then_resume(cli_assets, uninterrupted, tmp_path):
     out = tmp_path / "run"
     args = cli_args(*cli_assets, out, "--checkpoint-every", "10")
@@ -223,6 +249,7 @@ def test_sigkill_mid_epoch_then_resume(cli_assets, uninterrupted, tmp_path):
     same_run(uninterrupted, out)
 
 
+@pytest.mark.integration
 def test_sigkill_while_saving_then_resume(cli_assets, uninterrupted, tmp_path):
     out = tmp_path / "run"
     args = cli_args(*cli_assets, out, "--checkpoint-every", "20")
@@ -284,6 +311,7 @@ DAMAGE = {
 }
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("how", list(DAMAGE))
 def test_a_damaged_newest_checkpoint_is_named_and_the_older_one_resumed(killed_after_step_50, uninterrupted, tmp_path, capsys, how):
     import shutil
@@ -301,6 +329,7 @@ def test_a_damaged_newest_checkpoint_is_named_and_the_older_one_resumed(killed_a
     same_run(uninterrupted, out)
 
 
+@pytest.mark.integration
 def test_no_usable_checkpoint_is_one_line_exit_2_and_nothing_deleted(killed_after_step_50, tmp_path, capsys):
     import shutil
 
@@ -317,6 +346,7 @@ def test_no_usable_checkpoint_is_one_line_exit_2_and_nothing_deleted(killed_afte
     assert [p.name for p in checkpoints_in(out)] == before
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_mid_epoch_checkpoints_that_step_and_resume_is_bitwise(cli_assets, uninterrupted, tmp_path, sig, code):
     out = tmp_path / "run"
@@ -383,6 +413,7 @@ def test_a_full_disk_at_a_checkpoint_stops_with_one_line_and_keeps_the_previous_
     assert not [p for p in (out / CHECKPOINT_DIR).iterdir() if p.name.startswith(".tmp-")]
 
 
+@pytest.mark.integration
 def test_sigkill_with_accumulation_and_length_grouping_then_resume(cli_assets, tmp_path):
     """Accumulation 3 over 40 batches (a short last group each epoch) and shuffled length buckets: resume is still bitwise."""
     flags = ("--grad-accum", "3", "--group-by-length")

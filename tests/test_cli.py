@@ -155,6 +155,7 @@ class TestBadInput:
     def test_unlabelled_test_split(self, tiny_model_dir, glue_dir, capsys):
         expect_one_line_error(capsys, ["evaluate", "--model", tiny_model_dir, "--data", glue_dir, "--split", "test"], "no labels")
 
+    @pytest.mark.integration
     def test_as_a_process_no_traceback(self, tmp_path):
         proc = subprocess.run([sys.executable, "-m", "mrpc_check", "train", "--data", str(tmp_path / "missing"), "--output-dir", str(tmp_path / "o")],
                               capture_output=True, text=True, timeout=120)
@@ -259,6 +260,7 @@ class TestAcceptanceFlags:
 class TestHubWithoutNetwork:
     @pytest.mark.parametrize("model, data, said", [("someone/some-model", "glue", "model 'someone/some-model' is not a local folder"),
                                                    ("tiny", "hub", "could not load nyu-mll/glue/mrpc")])
+    @pytest.mark.integration
     def test_an_unreachable_hub_fails_in_seconds_with_one_line(self, tmp_path, tiny_model_dir, glue_dir, model, data, said):
         import os
         import time

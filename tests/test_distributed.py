@@ -21,7 +21,8 @@ from mrpc_check.testing import make_tiny_model, synthetic_mrpc
 from mrpc_check.tokenize import tokenize_dataset
 from mrpc_check.train import train_manual
 
-pytestmark = pytest.mark.distributed
+# torchrun processes: the battery's 2-process checks (tests/checks/test_multiprocess.py) cover the same loop in the default run.
+pytestmark = [pytest.mark.distributed, pytest.mark.integration]
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 ACCUM = 2  # per process: 4 batches of 4 per epoch -> 2 optimizer steps of 2 x 2 x 4 = 16 examples

@@ -86,6 +86,7 @@ class TestFixtures:
         result.assert_outcomes(skipped=1)
         result.stdout.fnmatch_lines(["*no MRPC data: pass --mrpc-data DIR or set MRPC_DATA*"])
 
+    @pytest.mark.integration
     def test_data_option_loads_the_users_folder(self, suite):
         folder = suite.mkdir("glue")
         header = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
@@ -99,6 +100,7 @@ class TestFixtures:
         )
         suite.runpytest_subprocess(f"--mrpc-data={folder}").assert_outcomes(passed=1)
 
+    @pytest.mark.integration
     def test_tiny_model_factory_is_seeded(self, suite):
         suite.makepyfile(
             """
@@ -136,11 +138,13 @@ class TestAcceptanceFloors:
         result.assert_outcomes(failed=2)
         result.stdout.fnmatch_lines(["*at or below the validation majority baseline (F1 0.7857, accuracy 0.6471*pass floors above it*"])
 
+    @pytest.mark.integration
     def test_checkpoint_as_is_skips_without_one_and_names_the_flag(self, suite, glue_dir):
         result = suite.runpytest_subprocess("--pyargs", "mrpc_check.acceptance", "-k", "checkpoint_as_is", "--mrpc-data", glue_dir, "-rs")
         result.assert_outcomes(skipped=1)
         result.stdout.fnmatch_lines(["*pass --mrpc-checkpoint DIR*"])
 
+    @pytest.mark.integration
     def test_a_pretrained_model_is_not_judged_as_a_fine_tuned_one(self, suite, glue_dir, tiny_model_factory, mrpc_tokenizer, tmp_path):
         folder = tmp_path / "pretrained"
         tiny_model_factory(seed=0).bert.save_pretrained(folder)
@@ -150,6 +154,7 @@ class TestAcceptanceFloors:
         result.assert_outcomes(failed=1, skipped=2)  # the fine-tuning tests skip: a checkpoint is judged as it is
         result.stdout.fnmatch_lines(["*no trained classification head*"])
 
+    @pytest.mark.integration
     def test_a_model_that_knows_the_answers_passes_in_seconds(self, suite, glue_dir, tiny_model_dir, tmp_path):
         """A model fine-tuned on the validation pairs themselves predicts them all: every rule must pass."""
         import shutil
@@ -203,6 +208,7 @@ class TestSeedSweep:
         assert result.ret == code
         result.stdout.fnmatch_lines(["*mrpc_check seed sweep*", "*rule: no run degenerate, and median F1 >= 0.85*", f"{verdict}*"])
 
+    @pytest.mark.integration
     def test_the_verdict_gathers_seeds_run_on_xdist_workers(self, suite):
         suite.makepyfile(self.RUNS.format(F1={1: 0.80, 2: 0.84, 3: 0.88, 4: 0.83}))
         result = suite.runpytest_subprocess("-n", "2", "-p", "xdist")

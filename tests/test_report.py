@@ -16,6 +16,7 @@ def train_args(model, data, out, *extra):
 
 
 class TestOneRunPerFolder:
+    @pytest.mark.integration
     def test_a_second_run_on_a_busy_folder_is_refused_at_once_naming_the_first(self, tmp_path, tiny_model_dir, glue_dir, capsys):
         out = tmp_path / "run"
         env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")

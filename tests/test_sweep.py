@@ -106,6 +106,7 @@ class TestRunSweep:
             sweep.run_sweep(tiny_cfg, [1, 2], tmp_path / "s", Floors(min_f1=0.5, min_accuracy=0.9), progress=False)
         assert not (tmp_path / "s").exists()
 
+    @pytest.mark.integration
     def test_jobs_give_the_runs_one_process_gives(self, tmp_path, tiny_model_dir, raw_dir):
         """The process pool changes where seeds run, not what they compute (same predictions, so same scores)."""
         args = ["--model", tiny_model_dir, "--data", raw_dir, "--epochs", "1", "--max-train-samples", "16",
@@ -122,6 +123,7 @@ class TestRunSweep:
             assert (a["seed"], a["f1"], a["accuracy"], a.get("test")) == (b["seed"], b["f1"], b["accuracy"], b.get("test"))
 
 
+@pytest.mark.integration
 def test_a_seed_stopped_by_sigterm_resumes_from_its_checkpoint(tmp_path, tiny_cfg, monkeypatch):
     import signal
 
