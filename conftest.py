@@ -37,6 +37,20 @@ def _integration_selected(config) -> bool:
     return config.getoption("integration") or "integration" in (config.option.markexpr or "")
 
 
+def pytest_configure(config):
+    """Hypothesis examples per property: 20 in the default run, 100 with the integration tests (CI).
+
+    The properties run in every tier; the default run samples fewer inputs per property to stay
+    quick, CI explores five times more. --hypothesis-profile NAME still picks another profile.
+    """
+    from hypothesis import settings
+
+    settings.register_profile("mrpc-default", max_examples=20, deadline=None)
+    settings.register_profile("mrpc-thorough", max_examples=100, deadline=None)
+    if not getattr(config.option, "hypothesis_profile", None):
+        settings.load_profile("mrpc-thorough" if _integration_selected(config) else "mrpc-default")
+
+
 def pytest_report_header(config):
     if not _integration_selected(config):
         return "integration tests (processes started, signalled, killed): left out; add --integration to run them"

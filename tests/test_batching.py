@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from mrpc_check.batching import (
@@ -36,7 +36,6 @@ batches = st.integers(min_value=1, max_value=12).flatmap(
 
 
 class TestCollator:
-    @settings(max_examples=60, deadline=None)
     @given(batch=batches, multiple=st.sampled_from([None, 8, 64]))
     def test_dynamic_padding_contract(self, mrpc_tokenizer, batch, multiple):
         lengths, labels = batch

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score, f1_score
 
@@ -24,7 +24,6 @@ class TestMetricModule:
         assert METRIC_PATH.is_dir() and (METRIC_PATH / "mrpc.py").is_file()
         assert metric.name == "mrpc"
 
-    @settings(max_examples=80, deadline=None)
     @given(pair=label_pairs)
     def test_equals_sklearn_at_once(self, metric, pair):
         preds, refs = pair
@@ -32,7 +31,6 @@ class TestMetricModule:
         assert got["accuracy"] == accuracy_score(refs, preds)
         assert got["f1"] == f1_score(refs, preds, zero_division=0.0)
 
-    @settings(max_examples=40, deadline=None)
     @given(pair=label_pairs, chunk=st.integers(min_value=1, max_value=50))
     def test_streamed_through_add_batch_equals_at_once(self, metric, pair, chunk):
         preds, refs = pair
@@ -116,7 +114,6 @@ class TestMajorityBaseline:
 class TestConfusionAndMatthews:
     @pytest.mark.filterwarnings("ignore:A single label was found")  # scikit-learn on one-class draws: fine here
     @given(label_pairs)
-    @settings(max_examples=60, deadline=None)
     def test_equal_scikit_learn(self, pair):
         from sklearn.metrics import confusion_matrix, matthews_corrcoef, precision_score, recall_score
 

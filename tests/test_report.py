@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from mrpc_check.cli import main
 from mrpc_check.report import LOCK_NAME, OWNER_NAME
 

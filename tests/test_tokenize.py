@@ -14,7 +14,7 @@ sentences = st.one_of(
     st.text(max_size=120),
     st.text(alphabet="abcdefgh xyz", min_size=600, max_size=3000),
 )
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(suppress_health_check=[HealthCheck.too_slow])
 
 
 class TestEncodePairs:

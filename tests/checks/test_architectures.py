@@ -26,11 +26,16 @@ def arch_battery(arch_tokenizers):
         battery.close()
 
 
-CASES = [(loop, arch, name) for loop in ("manual", "accelerate", "trainer") for arch in ("roberta", "distilbert")
-         for name in check_names(("fast",))]
+# Checks that judge what training produced (memorised permuted labels, a repeated run) rather
+# than what the model is fed: their verdict does not hinge on the family's inputs, and they are
+# the costly ones (label_control trains 12+ epochs). On these families they run with the
+# integration tests; on BERT they run in the default tier (test_checks_on_our_loops.py).
+OUTCOME_CHECKS = {"label_control", "seed"}
+CASES = [pytest.param(loop, arch, name, id=f"{loop}-{arch}-{name}", marks=[pytest.mark.integration] if name in OUTCOME_CHECKS else [])
+         for loop in ("manual", "accelerate", "trainer") for arch in ("roberta", "distilbert") for name in check_names(("fast",))]
 
 
-@pytest.mark.parametrize("loop,arch,check_name", CASES, ids=[f"{l}-{a}-{c}" for l, a, c in CASES])
+@pytest.mark.parametrize("loop,arch,check_name", CASES)
 def test_loop_passes_on_architecture(arch_battery, loop, arch, check_name):
     verdict = REGISTRY[check_name].run(arch_battery(loop, arch))
     assert verdict.passed, verdict.message()
