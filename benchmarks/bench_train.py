@@ -3,7 +3,9 @@
 Same model, data, recipe and seed for every contender. Prints, per contender, train wall time,
 samples/s, real (non-padding) tokens/s, padding fraction, validation F1 and accuracy, and the
 fraction of this machine's matrix-multiply peak reached (fp32 and bf16 peaks are measured here,
-in the same run); then the ratios against the Trainer and the walkthrough loop. Writes JSON.
+in the same run); then the ratios against the Trainer and the walkthrough loop. Writes JSON, and
+prints as its last line one JSON object with the machine, the peaks and every ratio against the
+issue's targets (default mode >= 1.5x and ``--fast`` >= 4x the Trainer's samples/s).
 
     python benchmarks/bench_train.py --data ../shared/data/glue/MRPC --quick      # subset, 1 epoch, minutes
     python benchmarks/bench_train.py --data ../shared/data/glue/MRPC              # 3 epochs, the full recipe
@@ -29,11 +31,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
-from mrpc_check.config import FAST_PRESET, make_config  # noqa: E402
+from mrpc_check.config import FAST_PRESET, cpu_has_native_bf16, fast_preset, make_config  # noqa: E402
 from mrpc_check.pipeline import run_training  # noqa: E402
 from mrpc_check.testing import reset_accelerate  # noqa: E402
 
 QUICK_TRAIN_SAMPLES = 800
+# Samples/s against the Trainer's at the walkthrough recipe, the targets the ratios are read against.
+TARGETS = {"default/trainer": 1.5, "fastest/trainer": 4.0}
 
 
 def gemm_peak(dtype: torch.dtype, n: int = 1024, seconds: float = 2.0) -> float:
@@ -112,6 +116,38 @@ def pipeline_run(cfg) -> dict:
             "bf16": cfg.mixed_precision == "bf16"}
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def summary_line(args, peaks: dict, results: dict, ratios: dict) -> dict:
+    """One object for one line: the machine, its peaks, each contender's rate and every ratio against its target."""
+    line = {
+        "benchmark": "bench_train", "quick": args.quick, "model": args.model, "seed": args.seed,
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "native_bf16": cpu_has_native_bf16(), "torch": torch.__version__},
+        "peaks_gflops": {k: round(v, 1) for k, v in peaks.items()},
+        "samples_per_s": {k: round(r["samples_per_s"], 2) for k, r in results.items()},
+        "peak_fraction": {k: round(r["peak_fraction"], 3) for k, r in results.items()},
+        "f1": {k: round(r["validation"]["f1"], 4) for k, r in results.items()},
+        "ratios_samples_per_s": {k: round(v["samples_per_s"], 3) for k, v in ratios.items()},
+        "targets": {},
+    }
+    for key, target in TARGETS.items():
+        got = ratios.get(key, {}).get("samples_per_s")
+        line["targets"][key] = {"target": target, "measured": None if got is None else round(got, 3),
+                                "met": None if got is None else got >= target}
+    return line
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=os.environ.get("MRPC_DATA"), help="GLUE MRPC folder [$MRPC_DATA]")
@@ -132,7 +168,10 @@ def main(argv=None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="bench-train-"))
     base = make_config(model=args.model, data=args.data, seed=args.seed, device="cpu",
                        epochs=1 if args.quick else 3, max_train_samples=QUICK_TRAIN_SAMPLES if args.quick else None)
-    fast = {**FAST_PRESET, "batch_size": args.fastest_batch_size, "lr": args.fastest_lr}
+    preset, note = fast_preset("cpu")  # what `--fast` picks on this CPU: fp32 where bf16 is only emulated
+    if note:
+        print(note)
+    fast = {**preset, "batch_size": args.fastest_batch_size, "lr": args.fastest_lr}
     contenders = {
         "trainer": lambda: pipeline_run(make_config(base, loop="trainer", output_dir=str(scratch / "trainer"))),
         # The Trainer at the fastest mode's recipe (batch size and lr), fp32 and random batches as Trainer does:
@@ -179,6 +218,7 @@ def main(argv=None) -> int:
     out.write_text(json.dumps({"quick": args.quick, "seed": args.seed, "model": args.model, "peaks_gflops": peaks,
                                "torch_threads": torch.get_num_threads(), "results": results, "ratios": ratios}, indent=2))
     print(f"\nwritten: {out}")
+    print(json.dumps(summary_line(args, peaks, results, ratios)))
     return 0 if math.isfinite(sum(r["runtime_s"] for r in results.values())) else 1
 
 
