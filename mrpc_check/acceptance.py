@@ -3,8 +3,12 @@
 Shipped inside the package so that users run them against their own model or data. Two kinds:
 
 * **fine-tune, then judge** (``-m slow``): the walkthrough recipe trains ``--mrpc-model`` (a
-  *pretrained* starting point, MiniLM by default) for 3 epochs with the manual and the
-  Accelerate loop, minutes per run;
+  *pretrained* starting point, MiniLM by default) for 3 epochs with the manual loop, minutes
+  per run, and the floors judge it. The Accelerate loop is held to the manual loop step by step
+  on the same pretrained model and real data (the first 30 optimizer steps: losses, learning
+  rates, weights and validation predictions), which the fast tier proves on tiny models too:
+  one full run instead of two computing the same thing. ``--mrpc-loops manual,accelerate``
+  trains both in full;
 * **judge as it is** (``--mrpc-checkpoint DIR``): an already fine-tuned model is scored,
   untouched, in seconds; the fine-tuning tests then skip.
 
@@ -92,15 +96,56 @@ def _skip_when_judging_a_checkpoint(pytestconfig):
         pytest.skip("--mrpc-checkpoint given: judging that model as it is, not fine-tuning --mrpc-model")
 
 
+def _skip_unless_trained_in_full(config, loop):
+    from mrpc_check.pytest_plugin import loops_from
+
+    if loop not in loops_from(config.getoption("--mrpc-loops")):
+        pytest.skip(f"--mrpc-loops {config.getoption('--mrpc-loops')}: the {loop} loop is held to the manual loop step by step "
+                    f"(test_the_loops_agree_on_the_real_model); add it to --mrpc-loops to train it in full too")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("loop", ["manual", "accelerate"])
 def test_walkthrough_recipe_reaches_the_floor(request, tmp_path, mrpc_raw, mrpc_data_source, mrpc_model, mrpc_floors,
                                                mrpc_seed, mrpc_record, loop):
     _skip_when_judging_a_checkpoint(request.config)
+    _skip_unless_trained_in_full(request.config, loop)
     refuse_floor_at_baseline(mrpc_raw, mrpc_floors)
     report = fine_tune(tmp_path, mrpc_data_source, mrpc_model, loop, mrpc_record, seed=mrpc_seed, device="cpu")
     assert report["config"]["batch_size"] == 8 and report["config"]["lr"] == 5e-5 and report["config"]["epochs"] == 3
     assert_verdict(report, mrpc_floors, _sweep(request))
+
+
+# Optimizer steps the two loops are compared over: a quarter of an epoch's 459, past the first
+# lr values and long enough for a divergence in accumulation, scheduling or stepping to show.
+AGREEMENT_STEPS = 30
+
+
+@pytest.mark.slow
+def test_the_loops_agree_on_the_real_model(request, tmp_path, mrpc_data_source, mrpc_model):
+    """The Accelerate loop computes what the manual loop computes, on the pretrained model and real
+    data at the walkthrough recipe: same per-step losses and learning rates, same weights, same
+    validation predictions after AGREEMENT_STEPS steps. With the manual loop's full run clearing
+    the floors, this stands in for a second full run."""
+    import torch
+    from safetensors.torch import load_file
+
+    _skip_when_judging_a_checkpoint(request.config)
+    reports = {}
+    for loop in ("manual", "accelerate"):
+        reset_accelerate()
+        cfg = make_config(model=mrpc_model, data=mrpc_data_source, loop=loop, seed=42, device="cpu", epochs=1,
+                          max_train_samples=AGREEMENT_STEPS * 8, output_dir=str(tmp_path / loop))
+        assert (cfg.batch_size, cfg.lr, cfg.scheduler, cfg.grad_accum) == (8, 5e-5, "linear", 1)  # the walkthrough's recipe
+        reports[loop] = run_training(cfg)
+    manual, accelerate = reports["manual"], reports["accelerate"]
+    assert manual["train"]["optimizer_steps"] == accelerate["train"]["optimizer_steps"] == AGREEMENT_STEPS
+    torch.testing.assert_close(accelerate["history"]["loss"], manual["history"]["loss"], rtol=1e-5, atol=1e-6)
+    assert accelerate["history"]["lr"] == manual["history"]["lr"]
+    assert accelerate["metrics"]["validation"] == manual["metrics"]["validation"]
+    weights = {loop: load_file(str(tmp_path / loop / "model" / "model.safetensors")) for loop in reports}
+    for name, tensor in weights["manual"].items():
+        torch.testing.assert_close(weights["accelerate"][name], tensor, rtol=1e-5, atol=1e-6, msg=name)
 
 
 @pytest.mark.slow

@@ -54,6 +54,9 @@ def pytest_addoption(parser):
                          "is its own test, so -n spreads them over xdist workers [%(default)s]")
     group.addoption("--mrpc-sweep-rule", default="median", choices=("median", "all"),
                     help="with several seeds: median (no degenerate seed, the median clears the floors) or all [%(default)s]")
+    group.addoption("--mrpc-loops", default="manual", metavar="LIST",
+                    help="loops the slow tier fine-tunes in full at the walkthrough recipe: manual, accelerate, or manual,accelerate; "
+                         "the two loops are held equal step by step on the real model either way [%(default)s]")
     group.addoption("--mrpc-report", default=None, metavar="FILE", help="append each acceptance run's figures to FILE as JSON lines")
     group.addoption("--mrpc-arch", default="bert", choices=("bert", "roberta", "distilbert"),
                     help="tiny model family the check battery trains [%(default)s]")
@@ -65,6 +68,7 @@ def pytest_configure(config):
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     seeds_from(config.getoption("--mrpc-seeds"))  # a bad list is a usage error now, not a collection error
+    loops_from(config.getoption("--mrpc-loops"))
     config.pluginmanager.register(SeedSweep(config), "mrpc-seed-sweep")
 
 
@@ -82,6 +86,18 @@ def seeds_from(text: str) -> list:
         return parse_seeds(text)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+ACCEPTANCE_LOOPS = ("manual", "accelerate")
+
+
+def loops_from(text: str) -> list:
+    """``--mrpc-loops``: a comma list of the loops the slow tier trains in full."""
+    loops = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [loop for loop in loops if loop not in ACCEPTANCE_LOOPS]
+    if not loops or unknown:
+        raise pytest.UsageError(f"--mrpc-loops {text!r}: give manual, accelerate or manual,accelerate")
+    return loops
 
 
 def pytest_generate_tests(metafunc):

@@ -134,9 +134,21 @@ class TestReport:
 class TestAcceptanceFloors:
     def test_floor_at_or_below_the_majority_baseline_is_refused_before_training(self, suite, glue_dir):
         result = suite.runpytest("--pyargs", "mrpc_check.acceptance", "-m", "slow and not gpu", "--mrpc-data", glue_dir,
+                                 "-k", "reaches_the_floor", "--mrpc-loops", "manual,accelerate",
                                  "--mrpc-min-f1", "0.5", "--mrpc-min-accuracy", "0.5", "--mrpc-model", "minilm")
         result.assert_outcomes(failed=2)
         result.stdout.fnmatch_lines(["*at or below the validation majority baseline (F1 0.7857, accuracy 0.6471*pass floors above it*"])
+
+    def test_the_second_loop_is_held_to_the_first_unless_asked_to_train_in_full(self, suite, glue_dir):
+        result = suite.runpytest("--pyargs", "mrpc_check.acceptance", "-m", "slow and not gpu", "-k", "reaches_the_floor and accelerate",
+                                 "--mrpc-data", glue_dir, "-rs")
+        result.assert_outcomes(skipped=1)
+        result.stdout.fnmatch_lines(["*--mrpc-loops manual: the accelerate loop is held to the manual loop step by step*"])
+
+    def test_a_loop_list_it_does_not_know_is_a_usage_error(self, suite):
+        result = suite.runpytest("--mrpc-loops", "manual,deepspeed")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(["*--mrpc-loops 'manual,deepspeed': give manual, accelerate or manual,accelerate*"])
 
     @pytest.mark.integration
     def test_checkpoint_as_is_skips_without_one_and_names_the_flag(self, suite, glue_dir):
