@@ -18,6 +18,18 @@ def train_args(model, data, out, *extra):
 
 
 class TestOneRunPerFolder:
+    def test_a_run_on_a_folder_held_by_another_is_refused_naming_it_in_process(self, tmp_path, tiny_model_dir, glue_dir, capsys):
+        from mrpc_check.report import output_lock
+
+        out = tmp_path / "run"
+        out.mkdir()
+        with output_lock(out):  # held as a live run holds it (an OS lock on another open file)
+            assert main(train_args(tiny_model_dir, glue_dir, out)) == 2
+            err = capsys.readouterr().err.strip().splitlines()[-1]
+            assert "is in use by another mrpc-check run" in err and f"pid {os.getpid()}" in err and "another --output-dir" in err
+            assert not (out / "report.json").exists()
+        assert main(train_args(tiny_model_dir, glue_dir, out)) == 0  # released with its holder
+
     @pytest.mark.integration
     def test_a_second_run_on_a_busy_folder_is_refused_at_once_naming_the_first(self, tmp_path, tiny_model_dir, glue_dir, capsys):
         out = tmp_path / "run"
