@@ -10,7 +10,8 @@ Tiers (markers are declared by ``mrpc_check.pytest_plugin``, ``--strict-markers`
                                         torchrun, sweeps, pytest itself), resume after SIGKILL/SIGTERM
     pytest -m distributed               2-process Accelerate runs on CPU (gloo)
     pytest -m gpu                       CUDA runners; every test skips with a reason elsewhere
-    pytest -m slow                      acceptance: fine-tune MiniLM on real MRPC, F1 floor
+    pytest -m slow                      acceptance: fine-tune MiniLM on real MRPC (manual loop), F1 floor; the Accelerate
+                                        loop held to it step by step (--mrpc-loops manual,accelerate: both in full)
     pytest -m slow --mrpc-model DIR --mrpc-min-f1 0.88    the same from another pretrained starting point
     pytest -m slow --mrpc-seeds 5                   the same over 5 seeds; the median must clear the floors
     pytest --pyargs mrpc_check.acceptance --mrpc-checkpoint DIR    a fine-tuned model judged as it is (seconds)
@@ -28,7 +29,8 @@ pytest_plugins = ["pytester"]
 
 def pytest_addoption(parser):
     parser.addoption("--integration", action="store_true",
-                     help="also run the tests marked integration (processes started, signalled, killed; minutes); "
+                     help="also run the tests marked integration (real processes started, signalled, killed; outcome "
+                          "checks on other model families; minutes); "
                           "-m integration runs only those")
 
 
@@ -53,16 +55,18 @@ def pytest_configure(config):
 
 def pytest_report_header(config):
     if not _integration_selected(config):
-        return "integration tests (processes started, signalled, killed): left out; add --integration to run them"
+        return "integration tests (real processes; outcome checks on other model families): left out; add --integration to run them"
     return None
 
 
 def pytest_collection_modifyitems(config, items):
     """Leave the integration tests out of a run that did not ask for them.
 
-    They test the CLI, torchrun, sweeps and resume after signals as real processes; every bug
-    family they guard also has an in-process test in the default run, so the default run stays
-    quick without losing what it catches (the battery's 2-process checks stay in it: they fork).
+    They run the CLI, torchrun, sweeps and resume after signals as real processes, and the
+    battery's outcome checks on RoBERTa and DistilBERT. The bug families they guard in our code
+    (resume after a kill, a damaged checkpoint, the folder lock, 2-process training) also have
+    in-process tests in the default run, which stays quick without losing what it catches (the
+    battery's 2-process checks stay in it: their ranks are forks).
     """
     if _integration_selected(config):
         return
@@ -84,7 +88,11 @@ def pytest_cmdline_main(config):
     """
     option = config.option
     whole_suite = getattr(config, "args_source", None) in (pytest.Config.ArgsSource.TESTPATHS, pytest.Config.ArgsSource.INVOCATION_DIR)
-    if (whole_suite and config.pluginmanager.hasplugin("xdist") and getattr(option, "numprocesses", None) is None
+    # The slow tier is one long run that wants both cores in one process (2 workers x 1 thread
+    # would leave it on one core); -m slow --mrpc-seeds N -n N spreads seeds when asked.
+    markexpr = getattr(option, "markexpr", "") or ""
+    many_short_tests = not markexpr or "not slow" in markexpr or "integration" in markexpr
+    if (whole_suite and many_short_tests and config.pluginmanager.hasplugin("xdist") and getattr(option, "numprocesses", None) is None
             and not getattr(option, "usepdb", False) and "PYTEST_XDIST_WORKER" not in os.environ
             and not getattr(option, "collectonly", False)):
         option.numprocesses = "auto"
