@@ -22,16 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
-
-
-def gemm_peak(n: int = 1024, seconds: float = 2.0) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        a @ b
-        count += 1
-    return 2 * n**3 * count / (time.perf_counter() - start) / 1e9
+from bench_train import gemm_peak  # noqa: E402  (benchmarks/ is on sys.path when a script here runs)
 
 
 def main() -> None:
@@ -54,7 +45,7 @@ def main() -> None:
     tokenized = tokenize_dataset(raw, tokenizer, max_length=512)
     loader = iter(make_train_loader(tokenized["train"], make_collator(tokenizer), 8, 42))
     batches = [next(loader) for _ in range(args.steps + 3)]  # the same batches for both modes
-    peak = gemm_peak()
+    peak = gemm_peak(torch.float32)
 
     results = {}
     for mode in ("eager", "compiled"):
