@@ -51,9 +51,11 @@ LAUNCH_ENV = "MRPC_CHECK_LAUNCH"
 
 def launch_method(requested: str | None = None) -> str:
     """``fork`` where forking this process is safe (Linux, CUDA not initialised), else ``torchrun``."""
+    from mrpc_check.errors import ConfigError
+
     requested = requested or os.environ.get(LAUNCH_ENV) or "fork"
     if requested not in ("fork", "torchrun"):
-        raise ValueError(f"{LAUNCH_ENV}={requested!r}: use fork or torchrun")
+        raise ConfigError(f"{LAUNCH_ENV}={requested!r}: set it to fork or torchrun, or unset it")
     # A forked child cannot use a CUDA context its parent created; macOS forks badly with threads.
     fork_safe = sys.platform.startswith("linux") and hasattr(os, "fork") and not torch.cuda.is_initialized()
     return "fork" if requested == "fork" and fork_safe else "torchrun"

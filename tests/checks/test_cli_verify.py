@@ -29,3 +29,10 @@ def test_bad_adapter_and_unknown_check_exit_2(capsys):
 def test_arch_option_trains_another_family(capsys):
     assert main(["verify", "--loop", "mrpc_check.checks.broken:DropsTokenTypes", "--arch", "distilbert", "--checks", "inputs"]) == 0
     assert "PASS" in capsys.readouterr().out  # DistilBERT has no token types to drop
+
+
+def test_a_launch_method_it_does_not_know_is_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("MRPC_CHECK_LAUNCH", "mpirun")
+    assert main(["verify", "--loop", "accelerate", "--checks", "schedule_2proc"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("MRPC_CHECK_LAUNCH='mpirun': set it to fork or torchrun, or unset it")
