@@ -29,6 +29,7 @@ import os
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -94,7 +95,13 @@ def _run_forked(spec: str, arch: str, out: Path, timeout: int) -> str | None:
     pids = {}
     for rank in range(PROCESSES):
         log = out / f"rank{rank}.log"
-        pid = os.fork()
+        with warnings.catch_warnings():
+            # Python >= 3.12 warns when a process with threads forks (a lock held by another thread
+            # stays held in the child). The rank only runs torch and this package, with one torch
+            # thread, as accelerate.notebook_launcher's CPU ranks do; the parent's test-runner and
+            # pool threads are never touched in the child.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
         if pid == 0:  # the rank: never returns into the caller (its test runner, its atexit hooks)
             code = 1
             try:
