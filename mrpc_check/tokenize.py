@@ -85,8 +85,8 @@ def _fingerprint(split, tokenizer, max_length: Optional[int]) -> Optional[str]:
     per call for BERT's WordPiece (most of a tiny test run), where hashing the tokenizer's own
     serialisation takes milliseconds. Data loaded from the Hub is cached on disk under this name,
     so everything that changes the output is in it: the split's fingerprint, the tokenizer's
-    full state (vocabulary, normaliser, pre-tokeniser, template), its length limit and class,
-    the truncation length and the encoding's version.
+    full state (vocabulary, normaliser, pre-tokeniser, template), its class, length limit, input
+    names and truncation side, the truncation length and the encoding's version.
     """
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:  # a slow (pure Python) tokenizer: no serialisation to hash, datasets' default is safe
@@ -97,7 +97,10 @@ def _fingerprint(split, tokenizer, max_length: Optional[int]) -> Optional[str]:
     state.pop("truncation", None)
     state.pop("padding", None)
     digest = hashlib.sha256()
-    for part in (split._fingerprint, json.dumps(state, sort_keys=True), type(tokenizer).__name__, tokenizer.model_max_length, max_length, _ENCODING_VERSION):
+    # Python-side settings that change the output: which columns come back, which end is cut.
+    python_side = (type(tokenizer).__name__, tokenizer.model_max_length, list(tokenizer.model_input_names),
+                   getattr(tokenizer, "truncation_side", "right"))
+    for part in (split._fingerprint, json.dumps(state, sort_keys=True), python_side, max_length, _ENCODING_VERSION):
         digest.update(repr(part).encode("utf-8"))
         digest.update(b"\0")
     return digest.hexdigest()[:32]

@@ -120,6 +120,16 @@ class TestCachedTokenization:
         fresh = [encode_pairs(other, r["sentence1"], r["sentence2"], 64)["input_ids"] for r in on_disk["train"]]
         assert [list(map(int, x)) for x in served] == fresh
 
+    def test_another_truncation_side_is_not_served_from_the_cache(self, on_disk, mrpc_tokenizer):
+        import copy
+
+        tokenize_dataset(on_disk, mrpc_tokenizer, max_length=12)
+        left = copy.deepcopy(mrpc_tokenizer)
+        left.truncation_side = "left"  # keeps each pair's end instead of its start
+        served = tokenize_dataset(on_disk, left, max_length=12)["train"]["input_ids"]
+        fresh = [encode_pairs(left, r["sentence1"], r["sentence2"], 12)["input_ids"] for r in on_disk["train"]]
+        assert [list(map(int, x)) for x in served] == fresh
+
     def test_the_same_inputs_reuse_the_cache_whatever_ran_before(self, on_disk, mrpc_tokenizer):
         import copy
 
