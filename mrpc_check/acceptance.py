@@ -116,8 +116,8 @@ def test_walkthrough_recipe_reaches_the_floor(request, tmp_path, mrpc_raw, mrpc_
     assert_verdict(report, mrpc_floors, _sweep(request))
 
 
-# Optimizer steps the two loops are compared over: a quarter of an epoch's 459, past the first
-# lr values and long enough for a divergence in accumulation, scheduling or stepping to show.
+# Optimizer steps the two loops are compared over (the first 30 of an epoch's 459 on MRPC): about
+# a minute for both, long enough for a divergence in scaling, scheduling or stepping to show.
 AGREEMENT_STEPS = 30
 
 
@@ -139,7 +139,9 @@ def test_the_loops_agree_on_the_real_model(request, tmp_path, mrpc_data_source, 
         assert (cfg.batch_size, cfg.lr, cfg.scheduler, cfg.grad_accum) == (8, 5e-5, "linear", 1)  # the walkthrough's recipe
         reports[loop] = run_training(cfg)
     manual, accelerate = reports["manual"], reports["accelerate"]
-    assert manual["train"]["optimizer_steps"] == accelerate["train"]["optimizer_steps"] == AGREEMENT_STEPS
+    # AGREEMENT_STEPS on MRPC; fewer on a user's training split smaller than 30 batches.
+    steps = -(-manual["train"]["samples"] // 8)
+    assert manual["train"]["optimizer_steps"] == accelerate["train"]["optimizer_steps"] == steps > 0
     torch.testing.assert_close(accelerate["history"]["loss"], manual["history"]["loss"], rtol=1e-5, atol=1e-6)
     assert accelerate["history"]["lr"] == manual["history"]["lr"]
     assert accelerate["metrics"]["validation"] == manual["metrics"]["validation"]
