@@ -220,10 +220,8 @@ def _verify(args: argparse.Namespace) -> int:
     unknown = [n for n in names or [] if n not in known]
     if unknown:
         raise ConfigError(f"--checks: unknown {', '.join(unknown)}; pick from {', '.join(known)}")
-    from mrpc_check.checks.distributed import launch_method
     from mrpc_check.checks.harness import ARCHES
 
-    launch_method()  # a bad MRPC_CHECK_LAUNCH is one line now, not a crash midway through the battery
     verdicts = run_battery(adapter, arch=ARCHES[args.arch](), checks=names)
     print(format_table(args.loop, verdicts))
     if args.json:
