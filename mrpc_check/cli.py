@@ -183,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--arch", choices=("bert", "roberta", "distilbert"), default="bert",
                    help="tiny model family the battery trains: bert (real uncased vocabulary), roberta or distilbert (tokenizers trained offline) [%(default)s]")
     v.add_argument("--distributed", action="store_true", help="also run the 2-process checks (torchrun; adapters with distributed = True)")
+    v.add_argument("--strict", action="store_true", help="exit 1 on a warning too (a confined, graded effect such as loss / accum) [off]")
 
     i = sub.add_parser("inspect", help="split sizes, label balance, one batch's shapes and loss")
     i.add_argument("--model", default=TrainConfig.model)
@@ -209,6 +210,7 @@ def _config_from(args: argparse.Namespace) -> TrainConfig:
 def _verify(args: argparse.Namespace) -> int:
     """The battery on one loop: a table on stdout, exit 1 when a check fails."""
     from mrpc_check.checks import check_names, format_table, load_adapter, run_battery, to_json
+    from mrpc_check.checks.battery import exit_status
     from mrpc_check.errors import ConfigError
     from mrpc_check.report import atomic_write_text
 
@@ -225,8 +227,11 @@ def _verify(args: argparse.Namespace) -> int:
     verdicts = run_battery(adapter, arch=ARCHES[args.arch](), checks=names)
     print(format_table(args.loop, verdicts))
     if args.json:
-        atomic_write_text(Path(args.json), to_json(args.loop, verdicts) + "\n")
-    return 1 if any(v.status == "fail" for v in verdicts) else 0
+        atomic_write_text(Path(args.json), to_json(args.loop, verdicts, args.strict) + "\n")
+    status = exit_status(verdicts, args.strict)
+    if status and args.strict and not any(v.status == "fail" for v in verdicts):
+        print(f"{PROG}: --strict: a warning fails the run", file=sys.stderr)
+    return status
 
 
 def _close_progress_bars() -> None:

@@ -60,6 +60,8 @@ def pytest_addoption(parser):
     group.addoption("--mrpc-report", default=None, metavar="FILE", help="append each acceptance run's figures to FILE as JSON lines")
     group.addoption("--mrpc-arch", default="bert", choices=("bert", "roberta", "distilbert"),
                     help="tiny model family the check battery trains [%(default)s]")
+    group.addoption("--mrpc-strict", action="store_true",
+                    help="a check's warning (a confined, graded effect such as loss / accum) fails its test [off: it passes with a warning]")
     group.addoption("--mrpc-loop", default="manual", metavar="MODULE:ADAPTER",
                     help="loop the check battery verifies: package.module:adapter, file.py:adapter, or manual/accelerate/trainer/example [%(default)s]")
 

@@ -1,4 +1,9 @@
-"""Run the battery on one loop: every registered check, one verdict each, as a table or JSON."""
+"""Run the battery on one loop: every registered check, one verdict each, as a table or JSON.
+
+The table lists root causes first (each with its bug and fix), then warnings, then the
+failures that follow from a root cause (no fix of their own), then the rest; its last line
+counts the four statuses as they are.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from typing import Iterable, Optional
 # Importing the families registers their checks, in the order the table lists them.
 from mrpc_check.checks import inputs, padding, schedule, gradients, evaluation, seed, labels, resume, precision, multiprocess  # noqa: F401
 from mrpc_check.checks.harness import Arch, Battery
-from mrpc_check.checks.verdict import REGISTRY, Verdict
+from mrpc_check.checks.verdict import REGISTRY, STATUSES, Verdict, judge
 
 
 def check_names(tiers: Iterable[str] = ("fast", "gpu")) -> list[str]:
@@ -20,6 +25,9 @@ def check_names(tiers: Iterable[str] = ("fast", "gpu")) -> list[str]:
 def run_battery(adapter, arch: Optional[Arch] = None, checks: Optional[Iterable[str]] = None) -> list[Verdict]:
     """Run ``checks`` (all single-process ones by default) on ``adapter``; one :class:`Verdict` each.
 
+    The checks a requested one rests on are judged too (from the same shared runs): a failure
+    they explain is reported as their consequence, and a root cause outside ``checks`` joins the list.
+
     Raises:
         AdapterError: the adapter returned something that is not predictions.
         KeyError: an unknown check name.
@@ -29,29 +37,72 @@ def run_battery(adapter, arch: Optional[Arch] = None, checks: Optional[Iterable[
     if unknown:
         raise KeyError(f"unknown check(s) {', '.join(unknown)}; known: {', '.join(REGISTRY)}")
     battery = Battery(adapter, arch)
-    verdicts = []
+
+    def timed(name: str) -> Verdict:
+        started = time.perf_counter()
+        verdict = REGISTRY[name].run(battery)
+        verdict.figure += f" [{time.perf_counter() - started:.1f} s]"
+        return verdict
+
     try:
-        for name in names:
-            started = time.perf_counter()
-            verdict = REGISTRY[name].run(battery)
-            verdict.figure += f" [{time.perf_counter() - started:.1f} s]"
-            verdicts.append(verdict)
+        verdicts = [judge(battery, name, timed) for name in names]
     finally:
         battery.close()
+    for root in dict.fromkeys(v.caused_by for v in verdicts if v.caused_by):
+        if root not in names:  # asked for a consequence alone: show the root it follows from
+            verdicts.append(battery.verdicts[root])
     return verdicts
 
 
+def counts(verdicts: list[Verdict]) -> dict:
+    """How many verdicts of each status: ``{"pass", "warn", "fail", "skip"}``."""
+    return {status: sum(v.status == status for v in verdicts) for status in STATUSES}
+
+
+def root_causes(verdicts: list[Verdict]) -> list[str]:
+    """Failing checks that no other failure explains, in table order."""
+    return [v.check for v in verdicts if v.status == "fail" and not v.caused_by]
+
+
+def exit_status(verdicts: list[Verdict], strict: bool = False) -> int:
+    """1 on any failure (or, with ``strict``, any warning), else 0."""
+    return 1 if any(v.status == "fail" or (strict and v.status == "warn") for v in verdicts) else 0
+
+
+def _table_order(verdicts: list[Verdict]) -> list[Verdict]:
+    def rank(v: Verdict) -> int:
+        if v.status == "fail":
+            return 2 if v.caused_by else 0
+        return 1 if v.status == "warn" else 3
+    return sorted(verdicts, key=rank)  # stable: registry order within each rank
+
+
+def summary_line(verdicts: list[Verdict]) -> str:
+    c = counts(verdicts)
+    return f"{c['pass']} passed, {c['fail']} failed, {c['warn']} warned, {c['skip']} skipped"
+
+
 def format_table(loop: str, verdicts: list[Verdict]) -> str:
-    """check | verdict | measured | likely bug and fix, one line per check."""
+    """check | verdict | measured / likely bug -> fix, one line per check, root causes first."""
     lines = [f"mrpc-check verify: {loop}", f"{'check':<18} {'verdict':<7} measured / likely bug -> fix"]
-    for v in verdicts:
-        text = v.figure if v.status != "fail" else f"{v.bug} ({v.figure}) -> {v.fix}"
+    for v in _table_order(verdicts):
+        if v.caused_by:
+            text = f"{v.bug} ({v.figure})" if v.status == "fail" else v.figure
+        elif v.status in ("fail", "warn"):
+            text = f"{v.bug} ({v.figure}) -> {v.fix}"
+        else:
+            text = v.figure
         lines.append(f"{v.check:<18} {v.status.upper():<7} {text}")
-    failed = sum(v.status == "fail" for v in verdicts)
-    lines.append(f"{len(verdicts) - failed} passed, {failed} failed")
+    roots = root_causes(verdicts)
+    if roots:
+        lines.append(f"root cause{'s' if len(roots) > 1 else ''}: {', '.join(roots)} (fix {'these' if len(roots) > 1 else 'it'} first, then run again)")
+    lines.append(summary_line(verdicts))
     return "\n".join(lines)
 
 
-def to_json(loop: str, verdicts: list[Verdict]) -> str:
-    return json.dumps({"loop": loop, "verdicts": [v.to_dict() for v in verdicts],
-                       "failed": sum(v.status == "fail" for v in verdicts)}, indent=2)
+def to_json(loop: str, verdicts: list[Verdict], strict: bool = False) -> str:
+    """``{"loop", "verdicts": [{check, status, figure, bug, fix, caused_by}], "counts", "root_causes", "failed", "strict", "exit"}``."""
+    ordered = _table_order(verdicts)
+    return json.dumps({"loop": loop, "verdicts": [v.to_dict() for v in ordered], "counts": counts(verdicts),
+                       "root_causes": root_causes(ordered), "failed": counts(verdicts)["fail"], "strict": strict,
+                       "exit": exit_status(verdicts, strict)}, indent=2)

@@ -44,8 +44,6 @@ class PlainLoop:
         return type(self).__name__
 
     def __call__(self, model, train_dataset, eval_dataset, collator, recipe: Recipe) -> LoopOutput:
-        from transformers import get_scheduler
-
         self.seed_everything(recipe.seed)
         device = torch.device(recipe.device)
         model.to(device)
@@ -53,9 +51,7 @@ class PlainLoop:
         loader = DataLoader(train_dataset, batch_size=recipe.batch_size, sampler=sampler, collate_fn=collator)
         eval_loader = DataLoader(self.eval_split(train_dataset, eval_dataset), batch_size=recipe.eval_batch_size, collate_fn=collator)
         optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-        total = math.ceil(len(loader) / recipe.grad_accum) * recipe.epochs
-        warmup = recipe.warmup_steps or math.ceil(total * recipe.warmup_ratio)
-        scheduler = get_scheduler(recipe.scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=total)
+        scheduler = self.make_scheduler(optimizer, recipe, math.ceil(len(loader) / recipe.grad_accum) * recipe.epochs)
         amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(recipe.mixed_precision)
         scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
         start = self.restore(recipe, model, optimizer, scheduler)
@@ -86,6 +82,12 @@ class PlainLoop:
     # -- the pieces a broken twin changes -------------------------------------------------------
     def seed_everything(self, seed: int) -> None:
         torch.manual_seed(seed)
+
+    def make_scheduler(self, optimizer, recipe: Recipe, total: int, warmup_shift: int = 0):
+        from transformers import get_scheduler
+
+        warmup = recipe.warmup_steps or math.ceil(total * recipe.warmup_ratio)
+        return get_scheduler(recipe.scheduler, optimizer, num_warmup_steps=max(0, warmup + warmup_shift), num_training_steps=total)
 
     def make_sampler(self, train_dataset, recipe: Recipe):
         # One replica: the same code runs unchanged under torch.distributed with num_replicas=world size.
@@ -183,6 +185,8 @@ class SchedulerPerMicroBatch(PlainLoop):
         scheduler.step()
 
     def optimizer_step(self, model, optimizer, scheduler, scaler, recipe):
+        if recipe.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
@@ -305,6 +309,111 @@ class ClipsBeforeUnscaling(PlainLoop):
         optimizer.zero_grad(set_to_none=True)
 
 
+# -- near misses: the same families, each bug small but real (a check's precision, not its reach) --
+
+
+class ScheduleOneStepLong(PlainLoop):
+    """Sizes the schedule for one optimizer step more than the loop takes: every decaying lr a little high, the last not 0."""
+
+    def make_scheduler(self, optimizer, recipe, total, warmup_shift=0):
+        return super().make_scheduler(optimizer, recipe, total + 1)
+
+
+class WarmupOneStepShort(PlainLoop):
+    """Warms up for one optimizer step fewer than asked (an off-by-one in the warmup count)."""
+
+    def make_scheduler(self, optimizer, recipe, total, warmup_shift=0):
+        return super().make_scheduler(optimizer, recipe, total, warmup_shift=-1)
+
+
+class GradientOnePercentHigh(PlainLoop):
+    """Scales every micro-batch's loss 1 % too high (a stray constant): every step's gradient is 1.01x the big batch's."""
+
+    def scale_loss(self, loss, batch_examples, group_examples, accum):
+        return loss * batch_examples / group_examples * 1.01
+
+
+class GradientLeaksOnePercent(PlainLoop):
+    """Shrinks the gradients to 1 % instead of clearing them: each step carries 1 % of the previous one."""
+
+    def optimizer_step(self, model, optimizer, scheduler, scaler, recipe):
+        if recipe.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        for param in model.parameters():
+            if param.grad is not None:
+                param.grad.mul_(0.01)
+
+
+class ClipsOnePercentHigh(PlainLoop):
+    """Clips to 1.01 x max_grad_norm (a rounded constant): every applied norm 1 % above the asked one."""
+
+    def optimizer_step(self, model, optimizer, scheduler, scaler, recipe):
+        if recipe.max_grad_norm:
+            recipe = recipe.replace(max_grad_norm=recipe.max_grad_norm * 1.01)
+        super().optimizer_step(model, optimizer, scheduler, scaler, recipe)
+
+
+class DropsOneEvaluationRow(PlainLoop):
+    """Evaluates on all but the last validation example (an off-by-one slice)."""
+
+    def eval_split(self, train_dataset, eval_dataset):
+        return eval_dataset.select(range(len(eval_dataset) - 1))
+
+
+class ResumeOneBatchEarly(PlainLoop):
+    """On resume skips one micro-batch too few: one batch of the epoch is trained on twice."""
+
+    def batches_to_skip(self, start, recipe):
+        return max(0, start["batches"] - 1)
+
+
+class AccelerateAccumulate:
+    """Accelerate's own idiom, ``with accelerator.accumulate(model): accelerator.backward(loss)``.
+
+    Exact for groups of equal micro-batches; the epoch's last group, holding a short micro-batch,
+    is weighted like full ones (accelerator.backward divides every loss by the accumulation steps).
+    A confined effect: the accumulation check warns.
+    """
+
+    @property
+    def __name__(self) -> str:
+        return type(self).__name__
+
+    def __call__(self, model, train_dataset, eval_dataset, collator, recipe: Recipe) -> LoopOutput:
+        from accelerate import Accelerator
+        from transformers import get_scheduler, set_seed
+
+        set_seed(recipe.seed)
+        accelerator = Accelerator(cpu=recipe.device == "cpu", gradient_accumulation_steps=recipe.grad_accum)
+        generator = torch.Generator().manual_seed(recipe.seed)
+        loader = DataLoader(train_dataset, batch_size=recipe.batch_size, shuffle=True, collate_fn=collator, generator=generator)
+        eval_loader = DataLoader(eval_dataset, batch_size=recipe.eval_batch_size, collate_fn=collator)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        model, optimizer, loader, eval_loader = accelerator.prepare(model, optimizer, loader, eval_loader)
+        total = math.ceil(len(loader) / recipe.grad_accum) * recipe.epochs
+        warmup = recipe.warmup_steps or math.ceil(total * recipe.warmup_ratio)
+        scheduler = accelerator.prepare(get_scheduler(recipe.scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=total))
+        predictions = []
+        for epoch in range(recipe.epochs):
+            model.train()
+            for batch in loader:
+                with accelerator.accumulate(model):
+                    accelerator.backward(model(**batch).loss)
+                    if recipe.max_grad_norm and accelerator.sync_gradients:
+                        accelerator.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
+                    optimizer.step()  # a no-op until the group's last micro-batch (or the loader's end)
+                    scheduler.step()
+                    optimizer.zero_grad()
+            model.eval()
+            predictions = []
+            with torch.no_grad():
+                for batch in eval_loader:
+                    predictions += accelerator.gather_for_metrics(model(**batch).logits.argmax(-1)).tolist()
+        return LoopOutput(predictions=predictions)
+
+
 class AcceleratedLoop:
     """The walkthrough's Accelerate loop, correct: runs alone or under torchrun / accelerate launch.
 
@@ -387,15 +496,18 @@ class GatherNotForMetrics(AcceleratedLoop):
 @dataclass(frozen=True)
 class Entry:
     loop: type  # the broken twin
-    check: str  # the check aimed at it
+    check: str  # the check aimed at it: the only root cause the whole battery may name
     bug: str  # the bug, as README's calibration table names it
-    named: str  # what the check's failure message must say (it names the bug)
+    named: str  # what the check's message must say (it names the bug)
+    status: str = "fail"  # the verdict: fail, or warn for a confined effect graded by its size
+    near_miss: bool = False  # a small but real effect: the row shows the check's precision, not its reach
 
 
 CATALOGUE = (
     Entry(SchedulerPerMicroBatch, "schedule", "scheduler stepped per micro-batch", "per micro-batch"),
     Entry(LossNotScaledForAccumulation, "accumulation", "loss not scaled for accumulation", "not scaled for accumulation"),
-    Entry(LossDividedByAccumSteps, "accumulation", "short last micro-batch over-weighted (loss / accum)", "weighted equally"),
+    Entry(LossDividedByAccumSteps, "accumulation", "short last micro-batch over-weighted (loss / accum)", "weighted equally", "warn"),
+    Entry(AccelerateAccumulate, "accumulation", "accelerator.accumulate(): short last micro-batch over-weighted", "weighted equally", "warn"),
     Entry(ZeroGradOncePerEpoch, "gradients_cleared", "zero_grad misplaced (once per epoch)", "zero_grad"),
     Entry(NoTrainAfterEvaluation, "modes", "no model.train() after evaluation", "no model.train()"),
     Entry(NoEvalMode, "modes", "no model.eval() for evaluation", "no model.eval()"),
@@ -409,6 +521,14 @@ CATALOGUE = (
     Entry(ClipsBeforeUnscaling, "mixed_precision", "clipping before unscaling (fp16)", "before unscaling"),
     Entry(ScheduleSizedBeforePrepare, "schedule_2proc", "schedule sized before prepare", "before accelerator.prepare"),
     Entry(GatherNotForMetrics, "evaluation_2proc", "gather instead of gather_for_metrics", "gather instead of gather_for_metrics"),
+    # Near misses: what a loosened tolerance would let through.
+    Entry(ScheduleOneStepLong, "schedule", "schedule sized one step long (lr 0.8 for 0.75 at step 4)", "lags", near_miss=True),
+    Entry(WarmupOneStepShort, "schedule", "warmup one step short", "warmup of 1", near_miss=True),
+    Entry(GradientOnePercentHigh, "accumulation", "every gradient 1 % high", "1.010x", near_miss=True),
+    Entry(GradientLeaksOnePercent, "gradients_cleared", "1 % of the previous step's gradient kept", "not fully cleared", near_miss=True),
+    Entry(ClipsOnePercentHigh, "clipping", "clipped to 1.01 x max_grad_norm", "1.01x max_grad_norm", near_miss=True),
+    Entry(DropsOneEvaluationRow, "evaluation", "one evaluation row dropped", "dropped", near_miss=True),
+    Entry(ResumeOneBatchEarly, "resume", "resume one micro-batch early", "wrong batches", near_miss=True),
 )
 
 plain_loop = PlainLoop()  # `mrpc-check verify --loop example`
@@ -419,12 +539,14 @@ def calibration_table() -> str:
     from mrpc_check.checks.battery import run_battery
     from mrpc_check.checks.contract import load_adapter
 
-    lines = ["| bug (broken twin in `mrpc_check/checks/broken.py`) | check | verdict | what the check said |", "| --- | --- | --- | --- |"]
+    lines = ["| bug (broken twin in `mrpc_check/checks/broken.py`) | row shows | check | verdict | what the check said |",
+             "| --- | --- | --- | --- | --- |"]
     for entry in CATALOGUE:
         loop = load_adapter(f"mrpc_check.checks.broken:{entry.loop.__name__}")  # by spec: 2-process checks import it per rank
-        verdict = run_battery(loop, checks=[entry.check])[0]
-        said = verdict.bug if verdict.status == "fail" else verdict.figure
-        lines.append(f"| {entry.bug} (`{entry.loop.__name__}`) | `{entry.check}` | {verdict.status} | {said} |")
+        verdict = next(v for v in run_battery(loop, checks=[entry.check]) if v.check == entry.check)
+        said = verdict.bug if verdict.status in ("fail", "warn") else verdict.figure
+        kind = "precision (near miss)" if entry.near_miss else "reach"
+        lines.append(f"| {entry.bug} (`{entry.loop.__name__}`) | {kind} | `{entry.check}` | {verdict.status} | {said} |")
     return "\n".join(lines)
 
 

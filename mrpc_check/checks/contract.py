@@ -82,6 +82,9 @@ def normalise_output(value: Any, n_eval: int, name: str = "adapter") -> LoopOutp
         predictions, metrics = value.predictions, value.metrics
     elif isinstance(value, dict) and "predictions" in value:
         predictions, metrics = value["predictions"], value.get("metrics")
+    elif isinstance(value, dict):
+        raise AdapterError(f"{name} returned a dict with keys {sorted(map(str, value))} and no 'predictions': return "
+                           "LoopOutput(predictions=..., metrics=...) or {'predictions': [class of each eval example, in order]}")
     else:
         predictions = value
     if predictions is None:
@@ -130,6 +133,9 @@ def load_adapter(spec: str) -> Adapter:
             path = Path(where).expanduser().resolve()
             if not path.is_file():
                 raise AdapterError(f"--loop {spec!r}: no file {str(path)!r}: give an existing .py file or package.module")
+            # As `python file.py` does: the modules beside the file are importable from it.
+            if str(path.parent) not in sys.path:
+                sys.path.insert(0, str(path.parent))
             module_name = f"_mrpc_adapter_{path.stem}"
             module_spec = importlib.util.spec_from_file_location(module_name, path)
             module = importlib.util.module_from_spec(module_spec)
@@ -175,7 +181,8 @@ def check_signature(adapter: Adapter, spec: str = "adapter") -> None:
     try:
         signature.bind(None, None, None, None, None)
     except TypeError:
-        raise AdapterError(f"--loop {spec!r}: the adapter takes {signature}, not (model, train_dataset, eval_dataset, collator, recipe)") from None
+        raise AdapterError(f"--loop {spec!r}: your adapter takes {signature}; the battery calls "
+                           "adapter(model, train_dataset, eval_dataset, collator, recipe): accept those five arguments") from None
 
 
 def adapter_name(adapter: Adapter) -> str:

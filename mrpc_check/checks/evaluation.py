@@ -90,7 +90,8 @@ def evaluation_verdict(name: str, battery, run, rows_seen=None):
               f"model's, in order; {scored}")
 
 
-@check("evaluation", oracle="rows observed in evaluation forwards; the battery's own forward of each example; scikit-learn")
+@check("evaluation", oracle="rows observed in evaluation forwards; the battery's own forward of each example; scikit-learn",
+       rests_on=("inputs",))
 def check_evaluation(battery):
     """Every validation example predicted exactly once, in dataset order; the metrics equal scikit-learn's."""
     run = battery.base_run()

@@ -137,6 +137,7 @@ class Battery:
         self.eval_labels = self._plain["validation"]["labels"]
         self.has_token_types = "token_type_ids" in self.data["train"].column_names
         self._runs: dict[str, Run] = {}
+        self.verdicts: dict = {}  # check name -> Verdict, judged once (mrpc_check.checks.verdict.judge)
         self._tmp = tempfile.mkdtemp(prefix="mrpc-battery-")
 
     @property
@@ -255,7 +256,12 @@ class Battery:
 
     # -- oracles computed outside the loop ------------------------------------------------------
     def reference_gradient(self, weights: dict, rows: list, labels: list) -> dict:
-        """Gradient of the mean cross-entropy over ``rows`` at ``weights``, one unpadded example at a time."""
+        """Gradient of the mean cross-entropy over ``rows`` at ``weights``, one unpadded example at a time.
+
+        ``labels`` are the training labels the run was given (permuted in the label control); a
+        validation row a loop trained on takes its own label, so the gradient judged is the one
+        of the rows the loop really fed (feeding them is the label control's finding, not this one's).
+        """
         model = self.arch.make_model(0)
         with torch.no_grad():
             for name, param in model.named_parameters():
@@ -266,7 +272,8 @@ class Battery:
         for split, index in rows:
             inputs = self.single(split, index)
             logits = model(**inputs).logits  # (1, num_labels)
-            loss = torch.nn.functional.cross_entropy(logits, torch.tensor([labels[index]])) / len(rows)
+            label = labels[index] if split == "train" else self.eval_labels[index]
+            loss = torch.nn.functional.cross_entropy(logits, torch.tensor([label])) / len(rows)
             loss.backward()
         return {n: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)) for n, p in model.named_parameters()}
 

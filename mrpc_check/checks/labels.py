@@ -66,9 +66,20 @@ def fitted_fraction(battery, model, labels: list) -> float:
     return sum(a == b for a, b in zip(fitted, labels)) / len(labels)
 
 
-@check("label_control", oracle="metamorphic: permuted training labels must give chance-level validation agreement")
+@check("label_control", oracle="metamorphic: permuted training labels must give chance-level validation agreement",
+       rests_on=("inputs", "gradients_cleared", "evaluation"), costly=True)
 def check_label_control(battery):
     """Trained on permuted labels, validation agreement falls to chance (catches label leaks, training on validation rows)."""
+    # The plainest leak needs no training to see: validation rows among the rows the loop trained on.
+    base = battery.base_run()
+    if (v := crashed("label_control", base)) is not None:
+        return v
+    fed = base.observation.train_rows()
+    leaked = sum(1 for r in fed if r is not None and r[0] == "validation")
+    if leaked:
+        return fail("label_control", f"{leaked} of the {len(fed)} rows the loop trained on are validation rows (forward hooks)",
+                    "evaluation split trained on: the validation labels leak into the model",
+                    "train on train_dataset only; evaluate on eval_dataset")
     labels = permuted_labels(list(battery.train_labels), seed=battery.base.seed)
     for epochs, lr in ATTEMPTS:
         run = battery.run(f"permuted-{epochs}-{lr:g}", control_recipe(battery, epochs, lr), train_labels=labels)

@@ -22,7 +22,7 @@ from mrpc_check.checks.schedule import expected_steps, linear_lr
 from mrpc_check.checks.verdict import check, fail, ok, skip
 
 
-def two_process_check(name: str, oracle: str):
+def two_process_check(name: str, oracle: str, rests_on: tuple = ()):
     """Register ``fn(battery, result) -> Verdict``, called only when the 2-process run is usable."""
 
     def register(fn):
@@ -31,7 +31,7 @@ def two_process_check(name: str, oracle: str):
             return verdict or fn(battery, result)
 
         run.__doc__ = fn.__doc__
-        return check(name, tier="distributed", oracle=oracle)(run)
+        return check(name, tier="distributed", oracle=oracle, rests_on=rests_on)(run)
 
     return register
 
@@ -56,7 +56,7 @@ _BEFORE_PREPARE = ("schedule sized before accelerator.prepare (it counts the uns
                    "build the scheduler after prepare, from len(prepared loader) / grad_accum x epochs")
 
 
-@two_process_check("schedule_2proc", oracle="closed form of the schedule, per process, at 2 processes")
+@two_process_check("schedule_2proc", oracle="closed form of the schedule, per process, at 2 processes", rests_on=("schedule",))
 def check_schedule_2proc(battery, result):
     """At 2 processes: ceil(batches per process / accumulation) x epochs steps per process, closed-form lrs, final lr 0."""
     total = expected_steps(RECIPE_2P, processes=PROCESSES)
@@ -75,7 +75,8 @@ def check_schedule_2proc(battery, result):
     return ok("schedule_2proc", f"{PROCESSES} processes x {total} steps, every lr the closed form, final lr 0.0")
 
 
-@two_process_check("accumulation_2proc", oracle="big batch gradient over both processes' rows, recomputed outside the loop")
+@two_process_check("accumulation_2proc", oracle="big batch gradient over both processes' rows, recomputed outside the loop",
+                   rests_on=("accumulation",))
 def check_accumulation_2proc(battery, result):
     """At 2 processes: the first step's gradient equals the big batch's over the rows both processes fed."""
     rows = [tuple(r) for rank in result["ranks"] for f in rank["forwards"] if f["grad"] and f["steps_before"] == 0 for r in f["rows"]]
@@ -91,7 +92,8 @@ def check_accumulation_2proc(battery, result):
     return ok("accumulation_2proc", f"step 1: {len(rows)} rows over {PROCESSES} processes, relative error {err:.1e}")
 
 
-@two_process_check("evaluation_2proc", oracle="the battery's own predictions of the trained model, in dataset order")
+@two_process_check("evaluation_2proc", oracle="the battery's own predictions of the trained model, in dataset order",
+                   rests_on=("evaluation",))
 def check_evaluation_2proc(battery, result):
     """At 2 processes with an uneven last batch: one gathered prediction per validation example, in order, the model's own."""
     import torch

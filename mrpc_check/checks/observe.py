@@ -59,6 +59,9 @@ class Observation:
     steps: list = field(default_factory=list)
     final_lrs: list = field(default_factory=list)  # each group's lr after training (after the last scheduler step)
     optimizers: int = 0  # distinct optimizers that stepped
+    # 1-based optimizer step -> L2 norm of the gradients already in .grad when each parameter's first
+    # gradient of that step arrived (tensor hooks fire before accumulation): 0 when zero_grad cleared them.
+    leftover: dict = field(default_factory=dict)
 
     def train_forwards(self) -> list:
         return [f for f in self.forwards if f.grad_enabled]
@@ -123,6 +126,7 @@ class Observer:
         self._handles: list = []
         self._pending: Optional[ForwardRecord] = None
         self._optimizers: dict[int, torch.optim.Optimizer] = {}
+        self._seen: set = set()  # parameters whose first gradient of the current step has arrived
 
     def __enter__(self) -> "Observer":
         from torch.optim.optimizer import register_optimizer_step_pre_hook
@@ -132,7 +136,22 @@ class Observer:
             self.model.register_forward_hook(self._after_forward, with_kwargs=True),
             register_optimizer_step_pre_hook(self._before_step),
         ]
+        self._handles += [p.register_hook(self._gradient_hook(p)) for p in self.model.parameters() if p.requires_grad]
         return self
+
+    def _gradient_hook(self, param: torch.Tensor):
+        """A tensor hook: at the parameter's first gradient of a step, what .grad already held."""
+
+        def hook(grad):
+            if id(param) not in self._seen:
+                self._seen.add(id(param))
+                step = len(self.observation.steps) + 1
+                held = param.grad
+                square = float(held.detach().float().pow(2).sum()) if held is not None else 0.0
+                self.observation.leftover[step] = (self.observation.leftover.get(step, 0.0) ** 2 + square) ** 0.5
+            return None  # the gradient itself is left untouched
+
+        return hook
 
     def __exit__(self, *exc) -> None:
         for handle in self._handles:
@@ -200,3 +219,4 @@ class Observer:
             record.grads = {n: (p.grad.detach().float().cpu().clone() if p.grad is not None else None) for n, p in named if n}
             record.weights = {n: p.detach().float().cpu().clone() for n, p in named if n}
         self.observation.steps.append(record)
+        self._seen = set()

@@ -35,25 +35,48 @@ def linear_lr(recipe, step: int, total: int) -> float:
     return recipe.lr * max(0.0, (total - step) / max(1, total - warmup))
 
 
+def fed_steps(run) -> int:
+    """ceil(micro-batches per epoch / accumulation) x epochs, from the micro-batches the loop really fed.
+
+    The schedule is judged against the loop's own data: a loop that feeds other rows than the
+    training set (the label control's finding) or drops some (the seed check's) still owes the
+    closed form over the batches it iterates.
+    """
+    recipe = run.recipe
+    fed = len(run.observation.train_forwards())
+    if fed and fed % recipe.epochs == 0:
+        return math.ceil(fed // recipe.epochs / recipe.grad_accum) * recipe.epochs
+    return expected_steps(recipe)
+
+
 def schedule_verdict(name: str, run, processes: int = 1) -> Verdict:
     recipe = run.recipe
     steps = run.observation.steps
-    total = expected_steps(recipe, processes=processes)
+    total = expected_steps(recipe, processes=processes) if processes > 1 else fed_steps(run)
     if len(steps) != total:
         more = len(steps) > total
         return fail(name, f"{len(steps)} optimizer steps, expected ceil(batches / {recipe.grad_accum}) x {recipe.epochs} = {total}",
                     "optimizer stepped per micro-batch" if more else "steps lost (accumulation groups not closed at epoch end?)",
                     "step once per group of grad_accum micro-batches, and once more for a short last group of an epoch")
+    warmup = warmup_of(recipe, total)
+    lrs = [record.lrs[0] for record in steps]
     for k, record in enumerate(steps):
         want = linear_lr(recipe, k, total)
         if not math.isclose(record.lrs[0], want, rel_tol=1e-6, abs_tol=1e-12):
-            warmup = warmup_of(recipe, total)
+            # The warmup the loop used: the step at which its rate peaked (the closed form peaks at step `warmup`).
+            peaked = lrs.index(max(lrs))
             # "Ahead": higher than the closed form while warming up, lower while decaying.
             ahead = record.lrs[0] > want if k < warmup else record.lrs[0] < want
+            other = recipe.replace(warmup_steps=peaked, warmup_ratio=0.0)
+            if peaked != warmup and all(math.isclose(lr, linear_lr(other, j, total), rel_tol=1e-6, abs_tol=1e-12)
+                                        for j, lr in enumerate(lrs)):
+                bug = f"warmup of {peaked} optimizer steps, not {warmup}: warmup miscounted (or given in another unit)"
+            elif ahead:
+                bug = "the schedule runs ahead: scheduler stepped per micro-batch (or before optimizer.step())"
+            else:
+                bug = "the schedule lags: sized for more steps than taken, or warmup ignored"
             return fail(name, f"step {k + 1} of {total} used lr {record.lrs[0]:.6g}, closed form {want:.6g} "
-                        f"(warmup {warmup}, peak {recipe.lr:g})",
-                        "the schedule runs ahead: scheduler stepped per micro-batch (or before optimizer.step())" if ahead
-                        else "the schedule lags: sized for more steps than taken, or warmup ignored",
+                        f"(warmup {warmup}, peak {recipe.lr:g})", bug,
                         "size the schedule as ceil(len(loader) / grad_accum) x epochs from the loader actually iterated "
                         "(after accelerator.prepare) and call scheduler.step() once, after optimizer.step()")
     final = run.observation.final_lrs[0] if run.observation.final_lrs else float("nan")
@@ -90,6 +113,12 @@ def check_clipping(battery):
         return v
     norms = [s.grad_norm for s in run.observation.steps]
     worst = max((abs(n - CLIP) / CLIP for n in norms), default=float("inf"))
+    if norms and worst > 1e-3:
+        ratio = sorted(norms)[len(norms) // 2] / CLIP
+        if abs(ratio - 1) > 1e-3 and max(abs(n / CLIP - ratio) for n in norms) < 1e-4 * ratio:
+            return fail("clipping", f"every global gradient norm at the steps is {ratio:.4g}x max_grad_norm {CLIP:g}",
+                        f"clipped to {ratio:.3g}x max_grad_norm, not to max_grad_norm itself",
+                        "pass recipe.max_grad_norm unchanged to clip_grad_norm_")
     if not norms or worst > 1e-3:
         high = max(norms, default=0.0) > CLIP * 1.001
         return fail("clipping", f"global gradient norms at the steps {min(norms, default=0):.3g}..{max(norms, default=0):.3g}, max_grad_norm {CLIP:g}",

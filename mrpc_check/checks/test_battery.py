@@ -5,19 +5,34 @@
 
 The loop comes from ``--mrpc-loop`` or from a ``mrpc_loop`` fixture in your own conftest.py;
 checks carry the suite's markers (``gpu`` for mixed precision), so ``-m`` selects tiers.
+Verdicts map onto pytest's outcomes: pass passes, skip skips, fail fails (a consequence of
+another failing check says so, and names it), warn passes with a ``MrpcCheckWarning`` in
+pytest's warnings summary, or fails under ``--mrpc-strict``.
 """
+
+import warnings
 
 import pytest
 
 from mrpc_check.checks.battery import check_names  # noqa: F401  (registers every check)
-from mrpc_check.checks.verdict import REGISTRY
+from mrpc_check.checks.verdict import REGISTRY, judge
 
 _MARKS = {"fast": (), "gpu": (pytest.mark.gpu,), "distributed": (pytest.mark.distributed,)}
 
 
+class MrpcCheckWarning(UserWarning):
+    """A check's warning: a real effect, confined and graded by its size (fails under --mrpc-strict)."""
+
+
 @pytest.mark.parametrize("check_name", [pytest.param(n, marks=_MARKS[c.tier], id=n) for n, c in REGISTRY.items()])
-def test_check(mrpc_battery, check_name):
-    verdict = REGISTRY[check_name].run(mrpc_battery)
+def test_check(mrpc_battery, check_name, pytestconfig):
+    verdict = judge(mrpc_battery, check_name)
     if verdict.status == "skip":
         pytest.skip(verdict.figure)
-    assert verdict.passed, verdict.message()
+    if verdict.status == "warn":
+        if pytestconfig.getoption("--mrpc-strict"):
+            pytest.fail(f"{verdict.message()} (a warning fails under --mrpc-strict)", pytrace=False)
+        warnings.warn(MrpcCheckWarning(verdict.message()))
+        return
+    if verdict.status == "fail":
+        pytest.fail(verdict.message(), pytrace=False)

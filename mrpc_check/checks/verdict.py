@@ -1,32 +1,49 @@
-"""A check's verdict, and the registry that names every check and its tier."""
+"""A check's verdict, the registry that names every check, and how one bug gets one root cause.
+
+Four statuses: ``pass``; ``warn`` (a real but confined effect, graded by its measured size: exit 0
+unless ``--strict``); ``fail``; ``skip`` (not applicable, or not judged, with the reason).
+
+Checks declare what they rest on (``rests_on``): a check that recomputes from the model's
+inputs rests on ``inputs``; one that compares gradients rests on ``gradients_cleared``; the
+label control rests on ``evaluation``. When a check fails and a check it rests on fails too,
+the failure is that bug's consequence: it carries ``caused_by`` (the root check's name) and no
+fix of its own, so the user reads one bug and one fix.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+STATUSES = ("pass", "warn", "fail", "skip")
+
 
 @dataclass
 class Verdict:
-    """What one check found. ``status``: pass, fail, or skip (not applicable, with the reason)."""
+    """What one check found. ``status``: pass, warn, fail, or skip (not applicable, with the reason)."""
 
     check: str
     status: str
     figure: str  # the measured figure the verdict rests on
-    bug: str = ""  # on failure: the likely bug
-    fix: str = ""  # on failure: what to change
+    bug: str = ""  # on failure or warning: the likely bug
+    fix: str = ""  # on failure or warning: what to change (none for a consequence)
+    caused_by: Optional[str] = None  # the root check whose failure this one follows from
 
     @property
     def passed(self) -> bool:
+        """Not a failure: pass, skip, or warn (a warning fails only under --strict)."""
         return self.status != "fail"
 
     def message(self) -> str:
-        if self.status == "fail":
-            return f"{self.check}: FAIL: {self.bug} ({self.figure}); fix: {self.fix}"
+        if self.caused_by:
+            return f"{self.check}: {self.status.upper()}: fails because `{self.caused_by}` fails ({self.figure})"
+        if self.status in ("fail", "warn"):
+            return f"{self.check}: {self.status.upper()}: {self.bug} ({self.figure}); fix: {self.fix}"
         return f"{self.check}: {self.status}: {self.figure}"
 
     def to_dict(self) -> dict:
-        return {"check": self.check, "status": self.status, "figure": self.figure, "bug": self.bug, "fix": self.fix}
+        return {"check": self.check, "status": self.status, "figure": self.figure, "bug": self.bug, "fix": self.fix,
+                "caused_by": self.caused_by}
 
 
 @dataclass(frozen=True)
@@ -36,16 +53,18 @@ class Check:
     tier: str  # "fast" (single process, CPU), "distributed" or "gpu": the pytest marker it carries
     oracle: str  # the independent truth it compares with
     doc: str = field(default="")
+    rests_on: tuple = ()  # checks whose failure makes this one's failure a consequence
+    costly: bool = False  # not run at all when a check it rests on fails (its verdict would add nothing)
 
 
 REGISTRY: dict[str, Check] = {}
 
 
-def check(name: str, tier: str = "fast", oracle: str = ""):
+def check(name: str, tier: str = "fast", oracle: str = "", rests_on: tuple = (), costly: bool = False):
     """Register ``fn(battery) -> Verdict`` as the check ``name``."""
 
     def register(fn):
-        REGISTRY[name] = Check(name, fn, tier, oracle, (fn.__doc__ or "").strip().splitlines()[0])
+        REGISTRY[name] = Check(name, fn, tier, oracle, (fn.__doc__ or "").strip().splitlines()[0], tuple(rests_on), costly)
         return fn
 
     return register
@@ -53,6 +72,10 @@ def check(name: str, tier: str = "fast", oracle: str = ""):
 
 def fail(name: str, figure: str, bug: str, fix: str) -> Verdict:
     return Verdict(name, "fail", figure, bug, fix)
+
+
+def warn(name: str, figure: str, bug: str, fix: str) -> Verdict:
+    return Verdict(name, "warn", figure, bug, fix)
 
 
 def ok(name: str, figure: str) -> Verdict:
@@ -70,3 +93,39 @@ def crashed(name: str, run) -> Optional[Verdict]:
     text = (str(run.error).strip().splitlines() or [""])[0][:200]
     return fail(name, f"run {run.name!r} raised {type(run.error).__name__}: {text}",
                 "the loop raised instead of training", "run the adapter by hand with this recipe and fix the error")
+
+
+def root_of(verdict: Verdict) -> str:
+    """The check a failure traces back to: its cause, or itself."""
+    return verdict.caused_by or verdict.check
+
+
+def judge(battery, name: str, run_check: Optional[Callable] = None) -> Verdict:
+    """``name``'s verdict on ``battery``, its prerequisites judged first; cached on the battery.
+
+    A failure whose prerequisite failed (or was not judged because its own prerequisite failed)
+    becomes that root's consequence. A costly check (the label control trains for many epochs)
+    is not run at all then: it is skipped, naming the root, since its verdict could only repeat it.
+
+    Args:
+        run_check: called as ``run_check(name)`` to produce the raw verdict (timing, say);
+            ``REGISTRY[name].run(battery)`` by default.
+    """
+    cache = battery.verdicts
+    if name in cache:
+        return cache[name]
+    spec = REGISTRY[name]
+    root = None
+    for prerequisite in spec.rests_on:
+        before = judge(battery, prerequisite, run_check)
+        if before.status == "fail" or (before.status == "skip" and before.caused_by):
+            root = root_of(before)
+            break
+    if root and spec.costly:
+        verdict = Verdict(name, "skip", f"not run: it rests on `{root}`, which fails; fix that first", caused_by=root)
+    else:
+        verdict = run_check(name) if run_check else spec.run(battery)
+        if root and verdict.status == "fail":
+            verdict = Verdict(name, "fail", verdict.figure, f"fails because `{root}` fails", "", caused_by=root)
+    cache[name] = verdict
+    return verdict

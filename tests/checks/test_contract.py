@@ -33,10 +33,29 @@ def test_loading(tmp_path):
     ("no_such_module_xyz:adapter", "cannot import"),
     ("mrpc_check.checks.broken:missing", "no attribute"),
     ("mrpc_check.checks.broken:CATALOGUE", "not a callable"),
-    ("mrpc_check.checks.broken:_groups", r"not \(model, train_dataset"),
+    ("mrpc_check.checks.broken:_groups", r"your adapter takes \(iterable, size: 'int'\); the battery calls "
+                                         r"adapter\(model, train_dataset, eval_dataset, collator, recipe\)"),
     ("/nonexistent/loop.py:adapter", "no file"),
 ])
 def test_bad_specs_are_one_line_errors(spec, says):
     with pytest.raises(AdapterError, match=says) as info:
         load_adapter(spec)
     assert "\n" not in str(info.value)
+
+
+def test_a_dict_without_predictions_names_its_keys():
+    with pytest.raises(AdapterError, match=r"returned a dict with keys \['accuracy', 'f1'\] and no 'predictions'"):
+        normalise_output({"accuracy": 0.8, "f1": 0.9}, 2)
+
+
+def test_a_file_adapter_imports_the_module_beside_it(tmp_path, monkeypatch):
+    """As `python loop.py` would: the adapter's folder is importable, whatever the current folder."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "helpers_for_mrpc_test.py").write_text("ANSWER = [1, 0]\n")
+    (folder / "loop.py").write_text("from helpers_for_mrpc_test import ANSWER\n\n"
+                                    "def adapter(model, train, evaluation, collator, recipe):\n    return ANSWER\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.path", [p for p in __import__("sys").path if p not in ("", ".", str(folder))])
+    adapter = load_adapter(f"{folder / 'loop.py'}:adapter")
+    assert adapter(None, None, None, None, None) == [1, 0]
