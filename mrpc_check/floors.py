@@ -50,11 +50,13 @@ def refuse_at_baseline(floors: Floors, baseline: dict, split: str = "validation"
     Raises:
         ConfigError: naming the baseline and the fix.
     """
-    if floors.min_f1 <= baseline["f1"] or floors.min_accuracy <= baseline["accuracy"]:
+    low = [f"--min-{name.replace('_', '-')} {value} (baseline {name} {baseline[name]:.4f})"
+           for name, value in (("f1", floors.min_f1), ("accuracy", floors.min_accuracy)) if value <= baseline[name]]
+    if low:
         raise ConfigError(
-            f"--min-f1 {floors.min_f1} / --min-accuracy {floors.min_accuracy} is at or below the {split} majority baseline "
-            f"(F1 {baseline['f1']:.4f}, accuracy {baseline['accuracy']:.4f}, always class {baseline['label']}): "
-            "a model that ignores its input passes; pass floors above it"
+            f"{' and '.join(low)} {'is' if len(low) == 1 else 'are'} at or below the {split} majority baseline "
+            f"(always class {baseline['label']}, {baseline['examples']} examples): "
+            f"a model that ignores its input passes; pass {'a floor' if len(low) == 1 else 'floors'} above it"
         )
 
 

@@ -28,11 +28,50 @@ class TestRefuseAtBaseline:
     def test_floor_at_or_below_the_baseline_is_refused_with_the_numbers(self):
         base = majority_baseline(LABELS)
         assert (base["accuracy"], base["f1"]) == (pytest.approx(0.7), pytest.approx(14 / 17))
-        with pytest.raises(ConfigError, match=r"majority baseline \(F1 0.8235, accuracy 0.7000"):
+        with pytest.raises(ConfigError, match=r"^--min-f1 0.82 \(baseline f1 0.8235\) is at or below the validation majority "
+                                              r"baseline \(always class 1, 20 examples\)"):
             refuse_at_baseline(Floors(min_f1=0.82, min_accuracy=0.9), base)
-        with pytest.raises(ConfigError, match="at or below"):
-            refuse_at_baseline(Floors(min_f1=0.9, min_accuracy=0.7), base)  # exactly at the baseline
+        with pytest.raises(ConfigError, match=r"^--min-accuracy 0.7 \(baseline accuracy 0.7000\) is at or below"):
+            refuse_at_baseline(Floors(min_f1=0.9, min_accuracy=0.7), base)  # exactly at the baseline: only that floor named
         refuse_at_baseline(Floors(min_f1=0.83, min_accuracy=0.71), base)  # just above: accepted
+
+
+# A split where "not equivalent" is the majority (a user's subset, a balanced resample gone the other
+# way): 14 of 20 pairs are class 0. Always answering 0 scores accuracy 0.7 and F1 0 (no true positive).
+CLASS0 = [0] * 14 + [1] * 6
+TIE = [0, 1] * 10
+
+
+class TestMajorityClassZero:
+    def test_the_baseline_is_the_majority_class_not_class_1(self):
+        base = majority_baseline(CLASS0)
+        assert base == {"label": 0, "accuracy": pytest.approx(0.7), "f1": 0.0, "examples": 20}
+
+    def test_on_an_exact_tie_the_baseline_is_the_stricter_constant_answer(self):
+        # Both classes score accuracy 0.5; always 1 scores F1 2/3, always 0 scores 0: the floor must clear 2/3.
+        assert majority_baseline(TIE) == {"label": 1, "accuracy": 0.5, "f1": pytest.approx(2 / 3), "examples": 20}
+        with pytest.raises(ConfigError, match=r"--min-f1 0.6 \(baseline f1 0.6667\)"):
+            refuse_at_baseline(Floors(min_f1=0.6, min_accuracy=0.9), majority_baseline(TIE))
+        with pytest.raises(ConfigError, match=r"--min-accuracy 0.5 \(baseline accuracy 0.5000\) is at or below .*always class 1"):
+            refuse_at_baseline(Floors(min_f1=0.9, min_accuracy=0.5), majority_baseline(TIE))
+
+    def test_the_floor_refusal_uses_class_0(self):
+        base = majority_baseline(CLASS0)
+        # An accuracy floor of 0.65 is cleared by always answering 0 (0.7): refused, naming class 0.
+        with pytest.raises(ConfigError, match=r"^--min-accuracy 0.65 \(baseline accuracy 0.7000\) is at or below the validation "
+                                              r"majority baseline \(always class 0, 20 examples\)"):
+            refuse_at_baseline(Floors(min_f1=0.5, min_accuracy=0.65), base)
+        refuse_at_baseline(Floors(min_f1=0.5, min_accuracy=0.75), base)  # above what always 0 scores: accepted
+
+    def test_the_degenerate_flag_uses_class_0(self):
+        # Always 0: one class. Mostly 0 with two wrong 1s: both classes, but no better than always 0.
+        assert "only class 0" in analyse([0] * 20, CLASS0)["degenerate"]
+        worse = [0] * 12 + [1, 1] + [0] * 6  # accuracy 0.6, F1 0
+        assert "at or below the majority baseline (0.7000, 0.0000)" in analyse(worse, CLASS0)["degenerate"]
+        good = [0] * 14 + [1] * 5 + [0]  # accuracy 0.95
+        assert analyse(good, CLASS0)["degenerate"] is None
+        metrics, analysis = scored(worse, CLASS0)
+        assert any("degenerate" in f for f in judge(metrics, analysis, Floors(min_f1=0.5, min_accuracy=0.75)))
 
 
 class TestJudge:
