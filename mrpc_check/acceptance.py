@@ -163,7 +163,8 @@ def test_walkthrough_recipe_on_cuda_bf16(request, tmp_path, mrpc_raw, mrpc_data_
     assert_verdict(report, mrpc_floors, _sweep(request))
 
 
-def test_checkpoint_as_is(mrpc_checkpoint, mrpc_raw, mrpc_data_source, mrpc_floors, mrpc_record):
+@pytest.mark.slow  # acceptance, like the fine-tuning tests: `-m slow --mrpc-checkpoint DIR` judges the checkpoint
+def test_checkpoint_as_is(request, mrpc_checkpoint, mrpc_raw, mrpc_data_source, mrpc_floors, mrpc_record):
     """An already fine-tuned model, scored untouched: floors, baseline, interval, and the test split when labelled."""
     from mrpc_check.pipeline import labelled_test_split, run_evaluation
 
@@ -178,6 +179,7 @@ def test_checkpoint_as_is(mrpc_checkpoint, mrpc_raw, mrpc_data_source, mrpc_floo
                    "baseline_f1": result["baseline"]["f1"], "degenerate": result["degenerate"]}
         print(json.dumps(figures))
         mrpc_record(figures)
+    request.node.user_properties.append(("mrpc_checkpoint_judged", mrpc_checkpoint))  # the plugin's vacuous-green guard
     failures = scored["validation"]["floors"]["failures"]
     if "test" in scored:
         from mrpc_check.floors import judge_gap

@@ -96,7 +96,7 @@ def _recipe_args(p) -> None:
                         "(its 'config'); flags given on the command line win [none]")
     p.add_argument("--print-config", action="store_true", help="print the resolved recipe as JSON and exit, without training")
     p.add_argument("--model", default=d.model, help="pretrained starting point: Hub id, local folder, or 'minilm' (offline) [%(default)s]")
-    p.add_argument("--data", default=None, help="'hub', a GLUE MRPC folder or a raw MSR folder [$MRPC_DATA, else hub]")
+    p.add_argument("--data", default=None, help="'hub', a GLUE MRPC folder or a raw MSR folder [$MRPC_DATA, else ../shared/data/glue/MRPC beside the checkout, else hub]")
     p.add_argument("--loop", choices=LOOPS, default=d.loop, help="training loop: plain PyTorch, Accelerate, or transformers.Trainer [%(default)s]")
     p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training split [%(default)s]")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="training pairs per micro-batch, per process [%(default)s]")
@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="score a fine-tuned model as it is (no training); prints JSON")
     e.add_argument("--model", required=True, help="fine-tuned model folder (OUTPUT/model) or Hub id")
-    e.add_argument("--data", default=None, help="MRPC source [$MRPC_DATA, else hub]")
+    e.add_argument("--data", default=None, help="MRPC source [$MRPC_DATA, else ../shared/data/glue/MRPC beside the checkout, else hub]")
     e.add_argument("--split", choices=("validation", "test"), default="validation")
     e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("--device", choices=DEVICES, default="auto")
@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("inspect", help="split sizes, label balance, one batch's shapes and loss")
     i.add_argument("--model", default=TrainConfig.model)
-    i.add_argument("--data", default=None, help="MRPC source [$MRPC_DATA, else hub]")
+    i.add_argument("--data", default=None, help="MRPC source [$MRPC_DATA, else ../shared/data/glue/MRPC beside the checkout, else hub]")
     i.add_argument("--batch-size", type=int, default=8)
     i.add_argument("--max-length", type=_optional_int, default=None)
     return parser
@@ -308,6 +308,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if args.output:
                 write_json(Path(args.output), metrics)
             print(json.dumps(metrics, indent=2))
+            if metrics["degenerate"]:  # said on its own line, not only inside the JSON; exit 1 only with floors
+                print(f"{PROG}: warning: degenerate model on {args.split}: {metrics['degenerate']}", file=sys.stderr)
             return _floor_verdict(metrics.get("floors"))
         elif args.command == "verify":
             return _verify(args)

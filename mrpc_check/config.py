@@ -179,6 +179,29 @@ def make_config(base: Optional[TrainConfig] = None, **overrides) -> TrainConfig:
     return dataclasses.replace(base, **overrides)
 
 
+# The one documented default: the GLUE MRPC folder of a `shared/` beside the checkout.
+SHARED_DATA = os.path.join("..", "shared", "data", "glue", "MRPC")
+
+
+def discover_data(given: Optional[str] = None, *bases: str) -> Optional[str]:
+    """Where MRPC comes from, the same for the CLI, ``scripts/train.sh`` and pytest.
+
+    In order: the flag (``--data``, ``--mrpc-data``), ``$MRPC_DATA``, then ``../shared/data/glue/MRPC``
+    beside the current folder, beside each of ``bases`` (pytest's rootdir), or beside the checkout
+    this package runs from (an editable install), wherever it holds ``train.tsv``; else None.
+    """
+    if given:
+        return given
+    if os.environ.get(DATA_ENV):
+        return os.environ[DATA_ENV]
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for base in (os.getcwd(), *bases, checkout):
+        folder = os.path.normpath(os.path.join(base, SHARED_DATA))
+        if os.path.isfile(os.path.join(folder, "train.tsv")):
+            return folder
+    return None
+
+
 def default_data_source() -> str:
-    """--data when not given: $MRPC_DATA if set, else the Hub."""
-    return os.environ.get(DATA_ENV) or "hub"
+    """--data when not given: :func:`discover_data`'s answer, else the Hub (nyu-mll/glue)."""
+    return discover_data() or "hub"

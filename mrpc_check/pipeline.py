@@ -218,12 +218,13 @@ def run_evaluation(model: str, data: str, split: str = "validation", batch_size:
     if floors is not None:
         refuse_at_baseline(floors, majority_baseline(labels), split)
     checkpoint = resolve_checkpoint(model)
+    # A model without a trained head is refused before any tokenizing: seconds, not the whole split.
+    net = load_model(checkpoint, LABEL_NAMES, require_head=True)
     tokenizer = load_tokenizer(checkpoint)
     from datasets import DatasetDict
 
     tokenized = tokenize_dataset(DatasetDict({split: dataset}), tokenizer, max_length_for(tokenizer))
     loader = make_eval_loader(tokenized[split], make_collator(tokenizer), batch_size)
-    net = load_model(checkpoint, LABEL_NAMES, require_head=True)
     target = resolve_device(device)
     net.to(target)
     predictions: list = []

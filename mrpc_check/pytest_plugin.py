@@ -72,6 +72,7 @@ def pytest_configure(config):
     seeds_from(config.getoption("--mrpc-seeds"))  # a bad list is a usage error now, not a collection error
     loops_from(config.getoption("--mrpc-loops"))
     config.pluginmanager.register(SeedSweep(config), "mrpc-seed-sweep")
+    config.pluginmanager.register(CheckpointJudged(config), "mrpc-checkpoint-judged")
 
 
 def seeds_from(text: str) -> list:
@@ -155,6 +156,38 @@ class SeedSweep:
                 terminalreporter.write_line(line)
 
 
+class CheckpointJudged:
+    """Never a vacuous green: ``--mrpc-checkpoint DIR`` given and no test judged it fails the session.
+
+    A `-m` that deselects the checkpoint test, or a run where every test skipped, would otherwise
+    exit 0 having judged nothing. The checkpoint test records ``("mrpc_checkpoint_judged", DIR)``
+    as a user property once the model is scored; reports carry it from xdist workers too.
+    """
+
+    def __init__(self, config) -> None:
+        self.config = config
+        self.judged = False
+        self.line = ""
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "call" and any(key == "mrpc_checkpoint_judged" for key, _ in report.user_properties):
+            self.judged = True
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        path = self.config.getoption("--mrpc-checkpoint")
+        if not path or self.judged or hasattr(self.config, "workerinput"):
+            return
+        if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+            data = self.config.getoption("--mrpc-data")
+            self.line = (f"--mrpc-checkpoint {path} was given but no test judged it (deselected by -m or -k, or skipped): run "
+                         f"pytest --pyargs mrpc_check.acceptance --mrpc-checkpoint {path}" + (f" --mrpc-data {data}" if data else ""))
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.line:
+            terminalreporter.write_line(f"mrpc_check: {self.line}", red=True)
+
+
 def _floors(config):
     from mrpc_check.errors import ConfigError
     from mrpc_check.floors import Floors
@@ -181,10 +214,13 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def mrpc_data_source(pytestconfig) -> str:
-    """The MRPC source from --mrpc-data or $MRPC_DATA; skips with the fix when neither is set."""
-    source = pytestconfig.getoption("--mrpc-data") or os.environ.get(DATA_ENV)
+    """The MRPC source: --mrpc-data, $MRPC_DATA, or ../shared/data/glue/MRPC beside the checkout; skips with the fix otherwise."""
+    from mrpc_check.config import discover_data
+
+    source = discover_data(pytestconfig.getoption("--mrpc-data"), str(pytestconfig.rootpath))
     if not source:
-        pytest.skip(f"no MRPC data: pass --mrpc-data DIR or set {DATA_ENV} to a GLUE MRPC folder (e.g. ../shared/data/glue/MRPC)")
+        pytest.skip(f"no MRPC data: pass --mrpc-data DIR or set {DATA_ENV} to a GLUE MRPC folder "
+                    "(found by itself at ../shared/data/glue/MRPC beside the checkout)")
     return source
 
 

@@ -8,5 +8,5 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/.ci/setup.sh"
 export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
-DATA="${MRPC_DATA:-$ROOT/../shared/data/glue/MRPC}"
-exec "${MRPC_VENV:-$ROOT/.mrpc-venv}/bin/mrpc-check" train --model minilm --data "$DATA" --output-dir "$ROOT/runs/minilm" "$@"
+# The data: --data in "$@", else $MRPC_DATA, else ../shared/data/glue/MRPC beside the checkout (the CLI's own discovery).
+exec "${MRPC_VENV:-$ROOT/.mrpc-venv}/bin/mrpc-check" train --model minilm --output-dir "$ROOT/runs/minilm" "$@"

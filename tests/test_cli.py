@@ -246,6 +246,34 @@ class TestAcceptanceFlags:
         assert "no trained classification head" in err.splitlines()[-1] and "fine-tune it first" in err.splitlines()[-1]
         assert "LOAD REPORT" not in err  # transformers' multi-line table is replaced by our one line
 
+    def test_evaluate_refuses_a_headless_model_before_tokenizing(self, tmp_path, tiny_model_factory, mrpc_tokenizer, glue_dir,
+                                                                 capsys, monkeypatch):
+        import mrpc_check.pipeline as pipeline
+
+        folder = tmp_path / "pretrained"
+        tiny_model_factory(seed=0).bert.save_pretrained(folder)
+        mrpc_tokenizer.save_pretrained(folder)
+        tokenized = []
+        monkeypatch.setattr(pipeline, "tokenize_dataset", lambda *a, **k: tokenized.append(a) or pytest.fail("tokenized first"))
+        assert main(["evaluate", "--model", str(folder), "--data", glue_dir]) == 2
+        assert not tokenized and "no trained classification head" in capsys.readouterr().err
+
+    def test_evaluate_says_a_degenerate_model_on_one_line(self, tmp_path, tiny_model_factory, mrpc_tokenizer, glue_dir, capsys):
+        import torch
+
+        model = tiny_model_factory(seed=0)
+        with torch.no_grad():
+            model.classifier.weight.zero_()
+            model.classifier.bias.copy_(torch.tensor([-5.0, 5.0]))  # always "equivalent"
+        folder = tmp_path / "always-1"
+        model.save_pretrained(folder)
+        mrpc_tokenizer.save_pretrained(folder)
+        assert main(["evaluate", "--model", str(folder), "--data", glue_dir]) == 0  # no floors: said, not failed
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1] == "mrpc-check: warning: degenerate model on validation: predicts only class 1 on all 17 validation examples"
+        assert main(["evaluate", "--model", str(folder), "--data", glue_dir, "--min-f1", "0.9"]) == 1
+        assert "degenerate" in capsys.readouterr().err
+
     def test_evaluate_judges_the_floors(self, tiny_model_dir, glue_dir, capsys):
         assert main(["evaluate", "--model", tiny_model_dir, "--data", glue_dir, "--min-f1", "0.95"]) == 1
         printed = json.loads(capsys.readouterr().out)

@@ -53,6 +53,7 @@ class TestTrainConfig:
             make_config(checkpoint_every="often")
 
     def test_data_falls_back_to_environment_then_hub(self, monkeypatch):
+        monkeypatch.setattr("mrpc_check.config.SHARED_DATA", "no-such-shared-folder")  # nothing beside the checkout
         monkeypatch.setenv("MRPC_DATA", "/some/folder")
         assert make_config(data=None).data == "/some/folder"
         monkeypatch.delenv("MRPC_DATA")
@@ -61,3 +62,22 @@ class TestTrainConfig:
     def test_overrides_keep_other_fields(self):
         cfg = make_config(make_config(lr=1e-4), epochs=1)
         assert (cfg.lr, cfg.epochs, cfg.batch_size) == (1e-4, 1, 8)
+
+
+def test_one_data_discovery_flag_then_environment_then_shared_beside_the_checkout(tmp_path, monkeypatch):
+    from mrpc_check.config import default_data_source, discover_data
+
+    shared = tmp_path / "shared" / "data" / "glue" / "MRPC"
+    shared.mkdir(parents=True)
+    (shared / "train.tsv").write_text("")
+    (tmp_path / "repo").mkdir()
+    monkeypatch.chdir(tmp_path / "repo")
+    monkeypatch.delenv("MRPC_DATA", raising=False)
+    assert discover_data() == str(shared) == default_data_source()
+    monkeypatch.setenv("MRPC_DATA", "/from/env")
+    assert discover_data() == "/from/env"
+    assert discover_data("/from/flag") == "/from/flag"
+    monkeypatch.delenv("MRPC_DATA")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("mrpc_check.config.SHARED_DATA", "no-such-shared-folder")
+    assert discover_data() is None and default_data_source() == "hub"

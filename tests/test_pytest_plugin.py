@@ -81,6 +81,7 @@ class TestMarkers:
 class TestFixtures:
     def test_missing_data_skips_with_the_fix(self, suite, monkeypatch):
         monkeypatch.delenv("MRPC_DATA", raising=False)
+        monkeypatch.setattr("mrpc_check.config.SHARED_DATA", "no-such-shared-folder")  # nothing beside the checkout
         suite.makepyfile("def test_data(mrpc_raw):\n    assert False\n")
         result = suite.runpytest_inprocess("-rs")
         result.assert_outcomes(skipped=1)
@@ -150,6 +151,20 @@ class TestAcceptanceFloors:
         result = suite.runpytest("--mrpc-loops", "manual,deepspeed")
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines(["*--mrpc-loops 'manual,deepspeed': give manual, accelerate or manual,accelerate*"])
+
+    def test_a_checkpoint_nothing_judged_fails_the_session(self, suite, glue_dir, tiny_model_dir):
+        """-m 'not slow' deselects the checkpoint test: that is no green run, and one line says what judges it."""
+        result = suite.runpytest_inprocess("--pyargs", "mrpc_check.acceptance", "-m", "not slow", "--mrpc-checkpoint", tiny_model_dir,
+                                           "--mrpc-data", glue_dir, "-p", "no:randomly")
+        assert result.ret == pytest.ExitCode.TESTS_FAILED
+        result.stdout.fnmatch_lines([f"mrpc_check: --mrpc-checkpoint {tiny_model_dir} was given but no test judged it*run pytest "
+                                     f"--pyargs mrpc_check.acceptance --mrpc-checkpoint {tiny_model_dir} --mrpc-data {glue_dir}"])
+
+    def test_slow_with_a_checkpoint_judges_it(self, suite, glue_dir, tiny_model_dir):
+        result = suite.runpytest_inprocess("--pyargs", "mrpc_check.acceptance", "-m", "slow and not gpu", "--mrpc-checkpoint",
+                                           tiny_model_dir, "--mrpc-data", glue_dir, "--mrpc-min-f1", "0.99", "--mrpc-min-accuracy", "0.99")
+        result.assert_outcomes(failed=1, skipped=3)  # judged (a random tiny head fails the floors), the fine-tuning tests skip
+        assert "no test judged it" not in result.stdout.str()
 
     @pytest.mark.integration
     def test_checkpoint_as_is_skips_without_one_and_names_the_flag(self, suite, glue_dir):

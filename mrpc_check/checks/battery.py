@@ -36,6 +36,13 @@ def run_battery(adapter, arch: Optional[Arch] = None, checks: Optional[Iterable[
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
         raise KeyError(f"unknown check(s) {', '.join(unknown)}; known: {', '.join(REGISTRY)}")
+    import torch
+
+    # One thread for the tiny models: width-32 matrices gain nothing from a second one, and lose a
+    # lot when another process holds a core (measured 2026-12-02 on 2 cores, README example loop:
+    # idle 11.3 s with 1 thread vs 10.2 s with 2; beside one busy process 11.6 s vs 17.5 s).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     battery = Battery(adapter, arch)
 
     def timed(name: str) -> Verdict:
@@ -48,6 +55,7 @@ def run_battery(adapter, arch: Optional[Arch] = None, checks: Optional[Iterable[
         verdicts = [judge(battery, name, timed) for name in names]
     finally:
         battery.close()
+        torch.set_num_threads(threads)
     for root in dict.fromkeys(v.caused_by for v in verdicts if v.caused_by):
         if root not in names:  # asked for a consequence alone: show the root it follows from
             verdicts.append(battery.verdicts[root])

@@ -1,4 +1,4 @@
-"""Our three loops, the plain example loop and the README's user loop pass every single-process check."""
+"""Our three loops, the plain example loop and README's two user loops pass every single-process check, with no warning."""
 
 from pathlib import Path
 
@@ -7,16 +7,16 @@ import pytest
 from mrpc_check.checks.battery import check_names
 from mrpc_check.checks.verdict import REGISTRY
 
-EXAMPLE = str(Path(__file__).resolve().parents[2] / "examples" / "my_loop.py") + ":adapter"
-LOOPS = ["manual", "accelerate", "trainer", "example", EXAMPLE]
-IDS = ["manual", "accelerate", "trainer", "plain", "readme_example"]
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+LOOPS = ["manual", "accelerate", "trainer", "example", f"{EXAMPLES / 'my_loop.py'}:adapter", f"{EXAMPLES / 'accelerate_loop.py'}:adapter"]
+IDS = ["manual", "accelerate", "trainer", "plain", "readme_example", "readme_accelerate_example"]
 
 
 @pytest.mark.parametrize("check_name", check_names(("fast",)))
 @pytest.mark.parametrize("loop", LOOPS, ids=IDS)
 def test_loop_passes(battery_for, loop, check_name):
     verdict = REGISTRY[check_name].run(battery_for(loop))
-    assert verdict.passed, verdict.message()
+    assert verdict.status in ("pass", "skip"), verdict.message()
 
 
 @pytest.mark.parametrize("loop,expected", [("manual", "pass"), ("accelerate", "pass"), ("trainer", "skip")])
