@@ -369,51 +369,6 @@ class ResumeOneBatchEarly(PlainLoop):
         return max(0, start["batches"] - 1)
 
 
-class AccelerateAccumulate:
-    """Accelerate's own idiom, ``with accelerator.accumulate(model): accelerator.backward(loss)``.
-
-    Exact for groups of equal micro-batches; the epoch's last group, holding a short micro-batch,
-    is weighted like full ones (accelerator.backward divides every loss by the accumulation steps).
-    A confined effect: the accumulation check warns.
-    """
-
-    @property
-    def __name__(self) -> str:
-        return type(self).__name__
-
-    def __call__(self, model, train_dataset, eval_dataset, collator, recipe: Recipe) -> LoopOutput:
-        from accelerate import Accelerator
-        from transformers import get_scheduler, set_seed
-
-        set_seed(recipe.seed)
-        accelerator = Accelerator(cpu=recipe.device == "cpu", gradient_accumulation_steps=recipe.grad_accum)
-        generator = torch.Generator().manual_seed(recipe.seed)
-        loader = DataLoader(train_dataset, batch_size=recipe.batch_size, shuffle=True, collate_fn=collator, generator=generator)
-        eval_loader = DataLoader(eval_dataset, batch_size=recipe.eval_batch_size, collate_fn=collator)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-        model, optimizer, loader, eval_loader = accelerator.prepare(model, optimizer, loader, eval_loader)
-        total = math.ceil(len(loader) / recipe.grad_accum) * recipe.epochs
-        warmup = recipe.warmup_steps or math.ceil(total * recipe.warmup_ratio)
-        scheduler = accelerator.prepare(get_scheduler(recipe.scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=total))
-        predictions = []
-        for epoch in range(recipe.epochs):
-            model.train()
-            for batch in loader:
-                with accelerator.accumulate(model):
-                    accelerator.backward(model(**batch).loss)
-                    if recipe.max_grad_norm and accelerator.sync_gradients:
-                        accelerator.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
-                    optimizer.step()  # a no-op until the group's last micro-batch (or the loader's end)
-                    scheduler.step()
-                    optimizer.zero_grad()
-            model.eval()
-            predictions = []
-            with torch.no_grad():
-                for batch in eval_loader:
-                    predictions += accelerator.gather_for_metrics(model(**batch).logits.argmax(-1)).tolist()
-        return LoopOutput(predictions=predictions)
-
-
 class AcceleratedLoop:
     """The walkthrough's Accelerate loop, correct: runs alone or under torchrun / accelerate launch.
 
@@ -429,13 +384,11 @@ class AcceleratedLoop:
         return type(self).__name__
 
     def __call__(self, model, train_dataset, eval_dataset, collator, recipe: Recipe) -> LoopOutput:
-        import contextlib
-
         from accelerate import Accelerator
         from transformers import get_scheduler, set_seed
 
         set_seed(recipe.seed)
-        accelerator = Accelerator(cpu=recipe.device == "cpu")
+        accelerator = self.make_accelerator(recipe, Accelerator)
         generator = torch.Generator().manual_seed(recipe.seed)
         loader = DataLoader(train_dataset, batch_size=recipe.batch_size, shuffle=True, collate_fn=collator, generator=generator)
         eval_loader = DataLoader(eval_dataset, batch_size=recipe.eval_batch_size, collate_fn=collator)
@@ -447,23 +400,31 @@ class AcceleratedLoop:
         for epoch in range(recipe.epochs):
             loader.set_epoch(epoch)
             model.train()
-            for group in _groups(loader, recipe.grad_accum):
-                total = sum(len(b["labels"]) for b in group)
-                for j, batch in enumerate(group):
-                    last = j == len(group) - 1
-                    with contextlib.nullcontext() if last else accelerator.no_sync(model):
-                        accelerator.backward(model(**batch).loss * len(batch["labels"]) / total)
-                if recipe.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+            self.train_epoch(accelerator, model, loader, optimizer, scheduler, recipe)
             model.eval()
             predictions = []
             with torch.no_grad():
                 for batch in eval_loader:
                     predictions += self.gather(accelerator, model(**batch).logits.argmax(-1)).tolist()
         return LoopOutput(predictions=predictions)
+
+    def make_accelerator(self, recipe, accelerator_class):
+        return accelerator_class(cpu=recipe.device == "cpu")
+
+    def train_epoch(self, accelerator, model, loader, optimizer, scheduler, recipe) -> None:
+        import contextlib
+
+        for group in _groups(loader, recipe.grad_accum):
+            total = sum(len(b["labels"]) for b in group)
+            for j, batch in enumerate(group):
+                last = j == len(group) - 1
+                with contextlib.nullcontext() if last else accelerator.no_sync(model):
+                    accelerator.backward(model(**batch).loss * len(batch["labels"]) / total)
+            if recipe.max_grad_norm:
+                accelerator.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
 
     def schedule_before_prepare(self, optimizer, loader, recipe):
         return None
@@ -475,6 +436,31 @@ class AcceleratedLoop:
 
     def gather(self, accelerator, predictions):
         return accelerator.gather_for_metrics(predictions)  # drops the duplicates that even out the last batch
+
+
+class AccelerateAccumulate(AcceleratedLoop):
+    """Accelerate's own idiom, ``with accelerator.accumulate(model): accelerator.backward(loss)``.
+
+    Exact for groups of equal micro-batches; the epoch's last group, holding a short micro-batch,
+    is weighted like full ones (accelerator.backward divides every loss by the accumulation steps).
+    A confined effect: the accumulation check warns.
+    """
+
+    distributed = False
+
+    def make_accelerator(self, recipe, accelerator_class):
+        return accelerator_class(cpu=recipe.device == "cpu", gradient_accumulation_steps=recipe.grad_accum)
+
+    def train_epoch(self, accelerator, model, loader, optimizer, scheduler, recipe) -> None:
+        for batch in loader:
+            with accelerator.accumulate(model):
+                accelerator.backward(model(**batch).loss)
+                if accelerator.sync_gradients:  # the group's last micro-batch (or the loader's end)
+                    if recipe.max_grad_norm:
+                        accelerator.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad()
 
 
 class ScheduleSizedBeforePrepare(AcceleratedLoop):
