@@ -31,8 +31,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
-from mrpc_check.config import FAST_PRESET, cpu_has_native_bf16, fast_preset, make_config  # noqa: E402
-from mrpc_check.pipeline import run_training  # noqa: E402
+from mrpc_check.pipeline.config import FAST_PRESET, cpu_has_native_bf16, fast_preset, make_config  # noqa: E402
+from mrpc_check.pipeline.run import run_training  # noqa: E402
 from mrpc_check.testing import reset_accelerate  # noqa: E402
 
 QUICK_TRAIN_SAMPLES = 800
@@ -61,9 +61,9 @@ def walkthrough_loop(cfg) -> dict:
     from torch.utils.data import DataLoader
     from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, get_scheduler
 
-    from mrpc_check.data import load_mrpc
-    from mrpc_check.evaluation import evaluate_model, load_metric
-    from mrpc_check.model import load_tokenizer, resolve_checkpoint
+    from mrpc_check.pipeline.data import load_mrpc
+    from mrpc_check.pipeline.evaluation import evaluate_model, load_metric
+    from mrpc_check.pipeline.model import load_tokenizer, resolve_checkpoint
 
     torch.manual_seed(cfg.seed)
     checkpoint = resolve_checkpoint(cfg.model)
@@ -106,7 +106,7 @@ def walkthrough_loop(cfg) -> dict:
 def pipeline_run(cfg) -> dict:
     reset_accelerate()
     report = run_training(cfg)
-    from mrpc_check.model import load_model
+    from mrpc_check.pipeline.model import load_model
 
     model = load_model(str(Path(cfg.output_dir) / "model"), ["not_equivalent", "equivalent"])
     t = report["train"]

@@ -34,10 +34,10 @@ def main() -> None:
     if not args.data:
         parser.error("pass --data DIR or set MRPC_DATA to a GLUE MRPC folder")
 
-    from mrpc_check.batching import make_collator, make_train_loader
-    from mrpc_check.data import load_mrpc
-    from mrpc_check.model import build_optimizer, load_model, load_tokenizer, resolve_checkpoint
-    from mrpc_check.tokenize import tokenize_dataset
+    from mrpc_check.pipeline.batching import make_collator, make_train_loader
+    from mrpc_check.pipeline.data import load_mrpc
+    from mrpc_check.pipeline.model import build_optimizer, load_model, load_tokenizer, resolve_checkpoint
+    from mrpc_check.pipeline.tokenize import tokenize_dataset
 
     checkpoint = resolve_checkpoint("minilm")
     tokenizer = load_tokenizer(checkpoint)

@@ -65,10 +65,10 @@ def main() -> None:
     from torch.profiler import ProfilerActivity, profile, record_function
     from transformers import set_seed
 
-    from mrpc_check.batching import make_collator, make_train_loader
-    from mrpc_check.data import load_mrpc
-    from mrpc_check.model import build_optimizer, load_model, load_tokenizer, resolve_checkpoint
-    from mrpc_check.tokenize import max_length_for, tokenize_dataset
+    from mrpc_check.pipeline.batching import make_collator, make_train_loader
+    from mrpc_check.pipeline.data import load_mrpc
+    from mrpc_check.pipeline.model import build_optimizer, load_model, load_tokenizer, resolve_checkpoint
+    from mrpc_check.pipeline.tokenize import max_length_for, tokenize_dataset
 
     peak_before = gemm_peak()
     raw = load_mrpc(args.data)

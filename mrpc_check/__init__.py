@@ -1,11 +1,11 @@
 """mrpc_check: a GLUE MRPC fine-tuning pipeline and the test suite that verifies it.
 
 Stages, in pipeline order: data -> tokenize -> batching -> model -> train / train_accelerate
-/ train_trainer -> evaluation -> report; :mod:`mrpc_check.pipeline` calls them in turn.
+/ train_trainer -> evaluation -> report; :mod:`mrpc_check.pipeline.run` calls them in turn.
 Heavy libraries are imported by the stage modules, not here, so ``import mrpc_check`` is cheap.
 """
 
-from mrpc_check.config import TrainConfig, make_config
+from mrpc_check.pipeline.config import TrainConfig, make_config
 from mrpc_check.errors import ConfigError, DataError, ModelError, MrpcCheckError, TrainingError
 
 __version__ = "0.1.0"
@@ -36,21 +36,21 @@ __all__ = [
 ]
 
 _LAZY = {
-    "load_mrpc": "mrpc_check.data",
-    "tokenize_dataset": "mrpc_check.tokenize",
-    "make_collator": "mrpc_check.batching",
-    "make_train_loader": "mrpc_check.batching",
-    "make_eval_loader": "mrpc_check.batching",
-    "load_model": "mrpc_check.model",
-    "load_tokenizer": "mrpc_check.model",
-    "build_optimizer": "mrpc_check.model",
-    "build_scheduler": "mrpc_check.model",
-    "train_manual": "mrpc_check.train",
-    "train_accelerate": "mrpc_check.train_accelerate",
-    "train_trainer": "mrpc_check.train_trainer",
-    "evaluate_model": "mrpc_check.evaluation",
-    "load_metric": "mrpc_check.evaluation",
-    "run_training": "mrpc_check.pipeline",
+    "load_mrpc": "mrpc_check.pipeline.data",
+    "tokenize_dataset": "mrpc_check.pipeline.tokenize",
+    "make_collator": "mrpc_check.pipeline.batching",
+    "make_train_loader": "mrpc_check.pipeline.batching",
+    "make_eval_loader": "mrpc_check.pipeline.batching",
+    "load_model": "mrpc_check.pipeline.model",
+    "load_tokenizer": "mrpc_check.pipeline.model",
+    "build_optimizer": "mrpc_check.pipeline.model",
+    "build_scheduler": "mrpc_check.pipeline.model",
+    "train_manual": "mrpc_check.pipeline.train",
+    "train_accelerate": "mrpc_check.pipeline.train_accelerate",
+    "train_trainer": "mrpc_check.pipeline.train_trainer",
+    "evaluate_model": "mrpc_check.pipeline.evaluation",
+    "load_metric": "mrpc_check.pipeline.evaluation",
+    "run_training": "mrpc_check.pipeline.run",
 }
 
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from mrpc_check.config import (
+from mrpc_check.pipeline.config import (
     DEVICES,
     fast_preset,
     LOOPS,
@@ -20,8 +20,8 @@ from mrpc_check.config import (
     make_config,
 )
 from mrpc_check.errors import MrpcCheckError, Preempted
-from mrpc_check.floors import FLOOR_ON, Floors
-from mrpc_check.sweep import RULES
+from mrpc_check.acceptance.floors import FLOOR_ON, Floors
+from mrpc_check.acceptance.sweep import RULES
 
 PROG = "mrpc-check"
 
@@ -212,7 +212,7 @@ def _verify(args: argparse.Namespace) -> int:
     from mrpc_check.checks import check_names, format_table, load_adapter, run_battery, to_json
     from mrpc_check.checks.battery import exit_status
     from mrpc_check.errors import ConfigError
-    from mrpc_check.report import atomic_write_text
+    from mrpc_check.pipeline.report import atomic_write_text
 
     adapter = load_adapter(args.loop)  # AdapterError: one line, exit 2
     names = [n.strip() for n in args.checks.split(",") if n.strip()] if args.checks else None
@@ -279,8 +279,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     from mrpc_check.hub import quiet
-    from mrpc_check.pipeline import inspect_pipeline, run_evaluation, run_training
-    from mrpc_check.report import write_json
+    from mrpc_check.pipeline.run import inspect_pipeline, run_evaluation, run_training
+    from mrpc_check.pipeline.report import write_json
 
     quiet(args.verbose)
 
@@ -294,7 +294,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"validation accuracy {v['accuracy']:.4f}  f1 {v['f1']:.4f}  ->  {Path(args.output_dir) / 'report.json'}")
             return _floor_verdict(report.get("floors"))
         elif args.command == "sweep":
-            from mrpc_check.sweep import format_summary, parse_seeds, run_sweep
+            from mrpc_check.acceptance.sweep import format_summary, parse_seeds, run_sweep
 
             cfg = _config_from(args)
             result = run_sweep(cfg, parse_seeds(args.seeds), cfg.output_dir, _floors_from(args, required=True), args.rule,

@@ -78,7 +78,7 @@ def pytest_configure(config):
 def seeds_from(text: str) -> list:
     """``--mrpc-seeds``: a bare count N means the walkthrough's seed 42 and the next N-1; else a seed list."""
     from mrpc_check.errors import ConfigError
-    from mrpc_check.sweep import parse_seeds
+    from mrpc_check.acceptance.sweep import parse_seeds
 
     try:
         if text.strip().isdigit():
@@ -130,7 +130,7 @@ class SeedSweep:
     def pytest_sessionfinish(self, session, exitstatus):
         if hasattr(self.config, "workerinput") or not self.runs:
             return  # an xdist worker: the main process judges
-        from mrpc_check.sweep import format_summary, summarise
+        from mrpc_check.acceptance.sweep import format_summary, summarise
 
         failed = False
         for loop in sorted({r["loop"] for r in self.runs}):
@@ -190,7 +190,7 @@ class CheckpointJudged:
 
 def _floors(config):
     from mrpc_check.errors import ConfigError
-    from mrpc_check.floors import Floors
+    from mrpc_check.acceptance.floors import Floors
 
     try:
         return Floors(min_f1=config.getoption("--mrpc-min-f1"), min_accuracy=config.getoption("--mrpc-min-accuracy"),
@@ -215,7 +215,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def mrpc_data_source(pytestconfig) -> str:
     """The MRPC source: --mrpc-data, $MRPC_DATA, or ../shared/data/glue/MRPC beside the checkout; skips with the fix otherwise."""
-    from mrpc_check.config import discover_data
+    from mrpc_check.pipeline.config import discover_data
 
     source = discover_data(pytestconfig.getoption("--mrpc-data"), str(pytestconfig.rootpath))
     if not source:
@@ -227,7 +227,7 @@ def mrpc_data_source(pytestconfig) -> str:
 @pytest.fixture(scope="session")
 def mrpc_raw(mrpc_data_source):
     """The MRPC ``DatasetDict`` loaded from :func:`mrpc_data_source`."""
-    from mrpc_check.data import load_mrpc
+    from mrpc_check.pipeline.data import load_mrpc
 
     return load_mrpc(mrpc_data_source)
 
@@ -294,7 +294,7 @@ def mrpc_record(pytestconfig):
 def mrpc_vocab_checkpoint() -> str:
     """A local folder with the bert-base-uncased WordPiece vocabulary (the offline MiniLM)."""
     from mrpc_check.errors import ModelError
-    from mrpc_check.model import resolve_checkpoint
+    from mrpc_check.pipeline.model import resolve_checkpoint
 
     try:
         return resolve_checkpoint("minilm")
@@ -305,7 +305,7 @@ def mrpc_vocab_checkpoint() -> str:
 @pytest.fixture(scope="session")
 def mrpc_tokenizer(mrpc_vocab_checkpoint):
     """The real uncased WordPiece tokenizer, loaded from disk."""
-    from mrpc_check.model import load_tokenizer
+    from mrpc_check.pipeline.model import load_tokenizer
 
     return load_tokenizer(mrpc_vocab_checkpoint)
 

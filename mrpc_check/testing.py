@@ -55,7 +55,7 @@ def synthetic_mrpc(n_train: int = 64, n_validation: int = 24, seed: int = 0):
     """A ``DatasetDict`` with MRPC's schema: paraphrases are shuffles, non-paraphrases share nothing."""
     from datasets import Dataset, DatasetDict
 
-    from mrpc_check.data import features
+    from mrpc_check.pipeline.data import features
 
     rng = random.Random(seed)
 

@@ -11,7 +11,7 @@ from mrpc_check.testing import synthetic_mrpc
 def tiny_tokenized(mrpc_tokenizer):
     """Synthetic MRPC-shaped pairs (48 train, 20 validation), tokenized with the real vocabulary."""
     from mrpc_check.testing import synthetic_mrpc
-    from mrpc_check.tokenize import tokenize_dataset
+    from mrpc_check.pipeline.tokenize import tokenize_dataset
 
     return tokenize_dataset(synthetic_mrpc(48, 20, seed=0), mrpc_tokenizer, max_length=40)
 
@@ -19,7 +19,7 @@ def tiny_tokenized(mrpc_tokenizer):
 @pytest.fixture(scope="session")
 def loaders(mrpc_tokenizer):
     """``make(dataset, batch_size, seed=0, eval_dataset=None)`` -> (train_loader, eval_loader)."""
-    from mrpc_check.batching import make_collator, make_eval_loader, make_train_loader
+    from mrpc_check.pipeline.batching import make_collator, make_eval_loader, make_train_loader
 
     collator = make_collator(mrpc_tokenizer)
 

@@ -184,7 +184,7 @@ class TestInputsThatMustWork:
 class TestFastPreset:
     @pytest.mark.parametrize("native", [True, False])
     def test_fast_sets_the_preset_and_explicit_flags_win(self, monkeypatch, capsys, native):
-        import mrpc_check.config as config
+        import mrpc_check.pipeline.config as config
         from mrpc_check.cli import _config_from, build_parser
 
         monkeypatch.setattr(config, "cpu_has_native_bf16", lambda: native)
@@ -248,7 +248,7 @@ class TestAcceptanceFlags:
 
     def test_evaluate_refuses_a_headless_model_before_tokenizing(self, tmp_path, tiny_model_factory, mrpc_tokenizer, glue_dir,
                                                                  capsys, monkeypatch):
-        import mrpc_check.pipeline as pipeline
+        import mrpc_check.pipeline.run as pipeline
 
         folder = tmp_path / "pretrained"
         tiny_model_factory(seed=0).bert.save_pretrained(folder)

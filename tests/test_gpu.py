@@ -5,11 +5,11 @@ import math
 import pytest
 import torch
 
-from mrpc_check.config import make_config
-from mrpc_check.model import build_optimizer
+from mrpc_check.pipeline.config import make_config
+from mrpc_check.pipeline.model import build_optimizer
 from mrpc_check.testing import reset_accelerate
-from mrpc_check.train import train_manual
-from mrpc_check.train_accelerate import train_accelerate
+from mrpc_check.pipeline.train import train_manual
+from mrpc_check.pipeline.train_accelerate import train_accelerate
 
 pytestmark = pytest.mark.gpu
 NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
@@ -17,7 +17,7 @@ NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
 
 @pytest.fixture(scope="module")
 def metric():
-    from mrpc_check.evaluation import load_metric
+    from mrpc_check.pipeline.evaluation import load_metric
 
     return load_metric()
 

@@ -81,7 +81,7 @@ class TestMarkers:
 class TestFixtures:
     def test_missing_data_skips_with_the_fix(self, suite, monkeypatch):
         monkeypatch.delenv("MRPC_DATA", raising=False)
-        monkeypatch.setattr("mrpc_check.config.SHARED_DATA", "no-such-shared-folder")  # nothing beside the checkout
+        monkeypatch.setattr("mrpc_check.pipeline.config.SHARED_DATA", "no-such-shared-folder")  # nothing beside the checkout
         suite.makepyfile("def test_data(mrpc_raw):\n    assert False\n")
         result = suite.runpytest_inprocess("-rs")
         result.assert_outcomes(skipped=1)

@@ -56,7 +56,7 @@ class TestRunTime:
     def test_model_loading_passes_trust_remote_code_false(self, monkeypatch):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from mrpc_check.model import load_model, load_tokenizer
+        from mrpc_check.pipeline.model import load_model, load_tokenizer
 
         seen = []
         monkeypatch.setattr(AutoModelForSequenceClassification, "from_pretrained", lambda *a, **k: seen.append(k) or ("model", {}))
@@ -68,7 +68,7 @@ class TestRunTime:
     def test_metric_is_the_bundled_module(self, monkeypatch):
         import evaluate
 
-        from mrpc_check.evaluation import METRIC_PATH, load_metric
+        from mrpc_check.pipeline.evaluation import METRIC_PATH, load_metric
 
         seen = []
         monkeypatch.setattr(evaluate, "load", lambda path, **k: seen.append(path) or "metric")
@@ -80,8 +80,8 @@ class TestRunTime:
 
         import torch
 
-        from mrpc_check.checkpoint import Progress, load_checkpoint, save_checkpoint
-        from mrpc_check.model import build_optimizer, build_scheduler
+        from mrpc_check.pipeline.checkpoint import Progress, load_checkpoint, save_checkpoint
+        from mrpc_check.pipeline.model import build_optimizer, build_scheduler
 
         model = tiny_model_factory()
         optimizer = build_optimizer(model, 1e-3)

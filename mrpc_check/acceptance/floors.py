@@ -43,6 +43,26 @@ class Floors:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    # What the pipeline asks of the rules it is given (mrpc_check.pipeline.run.Rules): the pipeline
+    # calls these without importing this module, so the layers run one way.
+    def refuse(self, baseline: dict, split: str = "validation") -> None:
+        """:func:`refuse_at_baseline` with these floors."""
+        refuse_at_baseline(self, baseline, split)
+
+    def judge_split(self, scores: dict, analysis: dict, split: str = "validation") -> dict:
+        """One split's verdict: these floors, ``passed`` and the ``failures`` (``mrpc-check evaluate``)."""
+        failures = judge(scores, analysis, self, split)
+        return {**self.to_dict(), "passed": not failures, "failures": failures}
+
+    def judge_report(self, report: dict, apply_floors: bool = True) -> dict:
+        """A run's report judged: validation, and the validation-test gap when test was scored."""
+        m = report["metrics"]
+        failures = judge(m["validation"], {**m["validation_analysis"], "baseline": m["validation_baseline"],
+                                           "degenerate": report["degenerate"]["reason"]}, self, apply_floors=apply_floors)
+        if m.get("test") is not None:
+            failures += judge_gap(m["validation"], m["test"], self)
+        return {**self.to_dict(), "passed": not failures, "failures": failures}
+
 
 def refuse_at_baseline(floors: Floors, baseline: dict, split: str = "validation") -> None:
     """Raise before any work when a floor is one that always answering the majority class clears.
@@ -65,7 +85,7 @@ def judge(scores: dict, analysis: dict, floors: Floors, split: str = "validation
 
     Args:
         scores: ``{"accuracy", "f1"}`` point estimates.
-        analysis: :func:`mrpc_check.evaluation.analyse` of the same predictions.
+        analysis: :func:`mrpc_check.pipeline.stats.analyse` of the same predictions.
         apply_floors: False judges only what every run must get right (not degenerate, both
             classes, MCC above 0): one seed of a sweep, whose floors apply to the median.
     """

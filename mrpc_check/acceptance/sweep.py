@@ -2,7 +2,7 @@
 
 Fine-tuning BERT-style models on MRPC is unstable across seeds: some runs collapse to the
 majority class and F1 spreads over several points (Dodge et al. 2020; Mosbach et al. 2021).
-A sweep trains ``OUTPUT/seed-<s>/`` per seed with :func:`mrpc_check.pipeline.run_training`,
+A sweep trains ``OUTPUT/seed-<s>/`` per seed with :func:`mrpc_check.pipeline.run.run_training`,
 then reports median, quartiles, min and max of validation (and, when labelled, test) F1 and
 accuracy, the rate of degenerate runs, and a verdict by a printed rule.
 
@@ -21,9 +21,9 @@ import os
 from pathlib import Path
 from typing import Optional, Sequence
 
-from mrpc_check.config import TrainConfig
+from mrpc_check.pipeline.config import TrainConfig
 from mrpc_check.errors import ConfigError
-from mrpc_check.floors import Floors, refuse_at_baseline
+from mrpc_check.acceptance.floors import Floors, refuse_at_baseline
 
 RULES = ("median", "all")
 SWEEP_JSON = "sweep.json"
@@ -135,7 +135,7 @@ def run_entry(report: dict, seed: int, folder: Path) -> dict:
 
 
 def _same_recipe(saved: dict, wanted: dict) -> bool:
-    from mrpc_check.report import normalised_paths
+    from mrpc_check.pipeline.report import normalised_paths
 
     wanted = normalised_paths(wanted)  # reports store absolute paths
     return {k: v for k, v in saved.items() if k not in _PER_RUN} == {k: v for k, v in wanted.items() if k not in _PER_RUN}
@@ -143,7 +143,7 @@ def _same_recipe(saved: dict, wanted: dict) -> bool:
 
 def _plan(cfg: TrainConfig, seeds: Sequence[int], out: Path, overwrite: bool) -> tuple[list[dict], list[TrainConfig]]:
     """Finished runs to read back, and configs of the runs still to do."""
-    from mrpc_check.checkpoint import latest_checkpoint
+    from mrpc_check.pipeline.checkpoint import latest_checkpoint
 
     done, todo = [], []
     for seed in seeds:
@@ -171,8 +171,8 @@ def _plan(cfg: TrainConfig, seeds: Sequence[int], out: Path, overwrite: bool) ->
 
 def _one_run(cfg_dict: dict) -> dict:
     """One seed, start to end (in this process or a pool worker)."""
-    from mrpc_check.config import make_config
-    from mrpc_check.pipeline import run_training
+    from mrpc_check.pipeline.config import make_config
+    from mrpc_check.pipeline.run import run_training
     from mrpc_check.testing import reset_accelerate
 
     reset_accelerate()  # runs in one process must not inherit the previous run's Accelerator
@@ -226,9 +226,9 @@ def run_sweep(cfg: TrainConfig, seeds: Sequence[int], out, floors: Optional[Floo
     """
     from tqdm.auto import tqdm
 
-    from mrpc_check.data import load_mrpc
-    from mrpc_check.evaluation import majority_baseline
-    from mrpc_check.report import atomic_write_text
+    from mrpc_check.pipeline.data import load_mrpc
+    from mrpc_check.pipeline.stats import majority_baseline
+    from mrpc_check.pipeline.report import atomic_write_text
 
     floors = floors or Floors()
     if rule not in RULES:
@@ -301,7 +301,7 @@ def format_summary(result: dict) -> str:
 
 def draw_sweep(result: dict, path: Path) -> Optional[str]:
     """Per-seed validation F1 and accuracy, with the floors, the baseline and the medians, as a PNG."""
-    from mrpc_check.report import pyplot, save_figure
+    from mrpc_check.pipeline.report import pyplot, save_figure
 
     plt = pyplot()
     if plt is None:

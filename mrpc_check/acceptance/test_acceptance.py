@@ -31,16 +31,16 @@ from pathlib import Path
 
 import pytest
 
-from mrpc_check.config import make_config
+from mrpc_check.pipeline.config import make_config
 from mrpc_check.errors import ConfigError
-from mrpc_check.floors import refuse_at_baseline
-from mrpc_check.pipeline import run_training, verdict
+from mrpc_check.acceptance.floors import refuse_at_baseline
+from mrpc_check.pipeline.run import run_training
 from mrpc_check.testing import reset_accelerate
 
 
 def refuse_floor_at_baseline(raw, floors, split="validation"):
     """A floor at or below what always answering the majority class scores proves nothing: refuse it before any work."""
-    from mrpc_check.evaluation import majority_baseline
+    from mrpc_check.pipeline.stats import majority_baseline
 
     try:
         refuse_at_baseline(floors, majority_baseline(raw[split]["label"]), split)
@@ -70,9 +70,9 @@ def fine_tune(tmp_path, source, model, loop, record, seed=42, **overrides):
 def assert_verdict(report, floors, sweep_run=None):
     """Judge one run. Alone, it must clear the floors; as one seed of a sweep (``sweep_run`` is the
     test's ``request``), it must be sane and is handed to the plugin, which judges the sweep's median."""
-    from mrpc_check.sweep import run_entry
+    from mrpc_check.acceptance.sweep import run_entry
 
-    judged = verdict(report, floors, apply_floors=sweep_run is None)
+    judged = floors.judge_report(report, apply_floors=sweep_run is None)
     if sweep_run is not None:
         entry = run_entry(report, report["config"]["seed"], Path(report["config"]["output_dir"]))
         sweep_run.node.user_properties.append(
@@ -166,7 +166,7 @@ def test_walkthrough_recipe_on_cuda_bf16(request, tmp_path, mrpc_raw, mrpc_data_
 @pytest.mark.slow  # acceptance, like the fine-tuning tests: `-m slow --mrpc-checkpoint DIR` judges the checkpoint
 def test_checkpoint_as_is(request, mrpc_checkpoint, mrpc_raw, mrpc_data_source, mrpc_floors, mrpc_record):
     """An already fine-tuned model, scored untouched: floors, baseline, interval, and the test split when labelled."""
-    from mrpc_check.pipeline import labelled_test_split, run_evaluation
+    from mrpc_check.pipeline.run import labelled_test_split, run_evaluation
 
     refuse_floor_at_baseline(mrpc_raw, mrpc_floors)
     scored = {"validation": run_evaluation(mrpc_checkpoint, mrpc_data_source, "validation", floors=mrpc_floors)}
@@ -182,7 +182,7 @@ def test_checkpoint_as_is(request, mrpc_checkpoint, mrpc_raw, mrpc_data_source, 
     request.node.user_properties.append(("mrpc_checkpoint_judged", mrpc_checkpoint))  # the plugin's vacuous-green guard
     failures = scored["validation"]["floors"]["failures"]
     if "test" in scored:
-        from mrpc_check.floors import judge_gap
+        from mrpc_check.acceptance.floors import judge_gap
 
         failures += judge_gap(scored["validation"], scored["test"], mrpc_floors)
     assert not failures, "; ".join(failures)

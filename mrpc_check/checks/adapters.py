@@ -1,6 +1,6 @@
 """Adapters: this project's three loops, and any user's ``transformers.Trainer`` (or subclass).
 
-Our loops are reached through :func:`mrpc_check.pipeline.fit`, the very function
+Our loops are reached through :func:`mrpc_check.pipeline.run.fit`, the very function
 ``mrpc-check train`` calls after building the model, so the battery verifies the code the CLI
 runs (loaders, optimizer, loop, evaluation), not a test double of it.
 """
@@ -15,7 +15,7 @@ from mrpc_check.checks.contract import LoopOutput, Recipe
 
 
 def _config(loop: str, recipe: Recipe, output_dir: str):
-    from mrpc_check.config import make_config
+    from mrpc_check.pipeline.config import make_config
 
     return make_config(
         loop=loop, device=recipe.device, epochs=recipe.epochs, batch_size=recipe.batch_size,
@@ -32,8 +32,8 @@ def _ours(loop: str, model, train_dataset, eval_dataset, collator, recipe: Recip
     """Run one of our loops exactly as the pipeline does after loading the model."""
     from transformers import set_seed
 
-    from mrpc_check.checkpoint import Checkpointer
-    from mrpc_check.pipeline import fit
+    from mrpc_check.pipeline.checkpoint import Checkpointer
+    from mrpc_check.pipeline.run import fit
 
     with tempfile.TemporaryDirectory(prefix=f"mrpc-{loop}-") as scratch:
         cfg = _config(loop, recipe, recipe.checkpoint_dir or scratch)
@@ -84,7 +84,7 @@ def trainer_adapter(trainer_class=None, name: Optional[str] = None, **training_a
         from transformers import Trainer, TrainingArguments
 
         from mrpc_check.compat import trainer_processing_kwargs, training_args_kwargs
-        from mrpc_check.model import autocast_dtype, resolve_device
+        from mrpc_check.pipeline.model import autocast_dtype, resolve_device
 
         import torch
 

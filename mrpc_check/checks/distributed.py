@@ -1,6 +1,6 @@
 """The battery at 2 processes (gloo on CPU), every rank observed.
 
-``Battery.distributed_run()`` starts the ranks once and reads back each rank's observation (rows
+``distributed_run(battery)`` starts the ranks once and reads back each rank's observation (rows
 of every forward, steps and their learning rates), the gathered predictions, the final weights
 and the first step's gradient. Adapters opt in with ``adapter.distributed = True`` and must be
 loadable by spec (``package.module:adapter`` or ``file.py:adapter``). Under Accelerate or DDP the
@@ -60,6 +60,17 @@ def launch_method(requested: str | None = None) -> str:
     # A forked child cannot use a CUDA context its parent created; macOS forks badly with threads.
     fork_safe = sys.platform.startswith("linux") and hasattr(os, "fork") and not torch.cuda.is_initialized()
     return "fork" if requested == "fork" and fork_safe else "torchrun"
+
+
+def distributed_run(battery) -> dict:
+    """The battery's adapter on 2 processes under torchrun, observed on every rank (cached on the battery).
+
+    A function here rather than a method of :class:`~mrpc_check.checks.harness.Battery`: the launcher
+    needs the harness's tiny data and models, so the harness must not need the launcher.
+    """
+    if "_2p" not in battery._runs:
+        battery._runs["_2p"] = launch(battery.spec, battery.arch.name, Path(battery.workdir("two-processes")))
+    return battery._runs["_2p"]
 
 
 def launch(spec: str, arch: str, out: Path, timeout: int = 300, method: str | None = None) -> dict:
@@ -180,7 +191,7 @@ def _worker(out_dir: str, spec: str, arch_name: str) -> None:
     from mrpc_check.checks.contract import load_adapter, normalise_output
     from mrpc_check.checks.harness import ARCHES, make_data
     from mrpc_check.checks.observe import Observer, RowIndex
-    from mrpc_check.batching import make_collator
+    from mrpc_check.pipeline.batching import make_collator
 
     out = Path(out_dir)
     rank = int(os.environ.get("RANK", "0"))

@@ -20,7 +20,6 @@ import random
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Optional
 
 import torch
@@ -51,7 +50,7 @@ class Arch:
 
 def bert_arch(tokenizer=None) -> Arch:
     """Tiny BERT (2 layers, width 32) over the real bert-base-uncased WordPiece vocabulary."""
-    from mrpc_check.model import load_tokenizer, resolve_checkpoint
+    from mrpc_check.pipeline.model import load_tokenizer, resolve_checkpoint
     from mrpc_check.testing import make_tiny_model
 
     tokenizer = tokenizer or load_tokenizer(resolve_checkpoint("minilm"))
@@ -99,7 +98,7 @@ class Interrupted(BaseException):
 def make_data(tokenizer, seed: int = 0):
     """Tokenized synthetic MRPC: N_TRAIN training and N_EVAL evaluation rows, all distinct."""
     from mrpc_check.testing import synthetic_mrpc
-    from mrpc_check.tokenize import tokenize_dataset
+    from mrpc_check.pipeline.tokenize import tokenize_dataset
 
     for attempt in range(20):
         data = tokenize_dataset(synthetic_mrpc(N_TRAIN, N_EVAL, seed=seed + attempt), tokenizer, max_length=MAX_LENGTH)
@@ -119,7 +118,7 @@ class Battery:
     """
 
     def __init__(self, adapter: Adapter, arch: Optional[Arch] = None, base: Recipe = BASE) -> None:
-        from mrpc_check.batching import make_collator
+        from mrpc_check.pipeline.batching import make_collator
 
         self.adapter = adapter
         self.name = adapter_name(adapter)
@@ -146,14 +145,6 @@ class Battery:
 
     def close(self) -> None:
         shutil.rmtree(self._tmp, ignore_errors=True)
-
-    def distributed_run(self) -> dict:
-        """The adapter on 2 processes under torchrun, observed on every rank (cached)."""
-        if "_2p" not in self._runs:
-            from mrpc_check.checks.distributed import launch
-
-            self._runs["_2p"] = launch(self.spec, self.arch.name, Path(self.workdir("two-processes")))
-        return self._runs["_2p"]
 
     def base_run(self) -> "Run":
         """The run most checks read: the base recipe, gradients copied at CAPTURE steps."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-from mrpc_check.checks.distributed import PROCESSES, RECIPE_2P
+from mrpc_check.checks.distributed import PROCESSES, RECIPE_2P, distributed_run
 from mrpc_check.checks.gradients import TOL, _flat, _rel
 from mrpc_check.checks.schedule import expected_steps, linear_lr
 from mrpc_check.checks.verdict import check, fail, ok, skip
@@ -42,7 +42,7 @@ def _two(name: str, battery):
         return None, skip(name, f"{battery.name} does not declare distributed = True")
     if not battery.spec:
         return None, skip(name, "the adapter was not loaded by spec (package.module:adapter), so other processes cannot import it")
-    result = battery.distributed_run()
+    result = distributed_run(battery)
     if "error" in result:
         return None, fail(name, result["error"], "the loop failed on 2 processes", "run it under torchrun --nproc_per_node 2 by hand")
     for rank in result["ranks"]:

@@ -23,7 +23,7 @@ WEIGHT_TOL = 1e-4
 @check("padding", oracle="metamorphic: padding to a multiple of 64 changes nothing", rests_on=("inputs",))
 def check_padding(battery):
     """The same run with batches padded to a multiple of 64 gives the same losses and weights."""
-    from mrpc_check.batching import make_collator
+    from mrpc_check.pipeline.batching import make_collator
 
     base = battery.base_run()
     padded = battery.run("pad64", collator=make_collator(battery.arch.tokenizer, pad_to_multiple_of=MULTIPLE))

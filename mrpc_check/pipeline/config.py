@@ -123,7 +123,7 @@ class TrainConfig:
         if self.max_length is not None and self.max_length < 8:
             raise ConfigError(f"--max-length must leave room for [CLS] and two [SEP]s; got {self.max_length}, use >= 8")
         if self.checkpoint_every is not None:
-            from mrpc_check.checkpoint import parse_every
+            from mrpc_check.pipeline.checkpoint import parse_every
 
             parse_every(self.checkpoint_every)
             if self.loop == "trainer":

@@ -29,7 +29,7 @@ def prepare_output_dir(path: str, overwrite: bool = False, resume: bool = False)
         ConfigError: the folder holds a finished run (and ``overwrite`` is off), is not
             writable, or ``resume`` is asked with no checkpoint to resume from.
     """
-    from mrpc_check.checkpoint import latest_checkpoint
+    from mrpc_check.pipeline.checkpoint import latest_checkpoint
 
     out = Path(path).expanduser()
     if (out / REPORT_NAME).exists() and not overwrite:
@@ -212,7 +212,7 @@ def device_description(device_type: str) -> dict:
 def split_scores(metrics: dict, predictions, labels, split: str) -> tuple[dict, Optional[str]]:
     """``metrics.<split>``, ``<split>_baseline`` and ``<split>_analysis`` entries for one scored split,
     and why the split's predictions are degenerate (None when they are not)."""
-    from mrpc_check.evaluation import analyse
+    from mrpc_check.pipeline.stats import analyse
 
     analysis = analyse(predictions, labels, metrics)
     baseline = analysis.pop("baseline")  # always answering the majority class, from the loaded labels
@@ -230,7 +230,7 @@ def build_report(cfg_dict: dict, checkpoint: str, device_type: str, result, vali
         test: ``{"metrics", "predictions", "labels"}`` of the labelled test split, or None.
         command: the command line that ran (default: this process's arguments).
     """
-    from mrpc_check.evaluation import majority_baseline
+    from mrpc_check.pipeline.stats import majority_baseline
 
     runtime = max(result.runtime_s, 1e-9)
     metrics = {"validation": result.final_metrics, "validation_per_epoch": result.epochs,

@@ -9,18 +9,17 @@ import contextlib
 import math
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Protocol
 
 import torch
 
-from mrpc_check.batching import make_collator, make_eval_loader, make_train_loader
-from mrpc_check.checkpoint import Checkpointer
-from mrpc_check.config import TrainConfig
-from mrpc_check.data import LABEL_NAMES, label_counts, load_mrpc
+from mrpc_check.pipeline.batching import make_collator, make_eval_loader, make_train_loader
+from mrpc_check.pipeline.checkpoint import Checkpointer
+from mrpc_check.pipeline.config import TrainConfig
+from mrpc_check.pipeline.data import LABEL_NAMES, label_counts, load_mrpc
 from mrpc_check.errors import ConfigError, DataError, TrainingError, os_reason
-from mrpc_check.evaluation import analyse, evaluate_model, load_metric, majority_baseline
-from mrpc_check.floors import Floors, judge, judge_gap, refuse_at_baseline
-from mrpc_check.model import (
+from mrpc_check.pipeline.evaluation import evaluate_model, load_metric
+from mrpc_check.pipeline.model import (
     autocast_dtype,
     build_optimizer,
     load_model,
@@ -29,7 +28,7 @@ from mrpc_check.model import (
     resolve_checkpoint,
     resolve_device,
 )
-from mrpc_check.report import (
+from mrpc_check.pipeline.report import (
     CURVES_NAME,
     REPORT_NAME,
     build_report,
@@ -41,13 +40,28 @@ from mrpc_check.report import (
     save_model_atomic,
     write_json,
 )
-from mrpc_check.tokenize import max_length_for, token_lengths, tokenize_dataset
-from mrpc_check.train import train_manual
-from mrpc_check.train_accelerate import train_accelerate
-from mrpc_check.train_trainer import train_trainer
+from mrpc_check.pipeline.stats import analyse, majority_baseline
+from mrpc_check.pipeline.tokenize import max_length_for, token_lengths, tokenize_dataset
+from mrpc_check.pipeline.train import train_manual
+from mrpc_check.pipeline.train_accelerate import train_accelerate
+from mrpc_check.pipeline.train_trainer import train_trainer
 
 
-def run_training(cfg: TrainConfig, floors: Optional[Floors] = None, command: Optional[list] = None) -> dict:
+class Rules(Protocol):
+    """What the pipeline asks of acceptance rules it is handed (:class:`mrpc_check.acceptance.floors.Floors`).
+
+    The rules come in as an argument, so the pipeline judges by them without importing the layer
+    that defines them.
+    """
+
+    def refuse(self, baseline: dict, split: str = "validation") -> None: ...
+
+    def judge_split(self, scores: dict, analysis: dict, split: str = "validation") -> dict: ...
+
+    def judge_report(self, report: dict, apply_floors: bool = True) -> dict: ...
+
+
+def run_training(cfg: TrainConfig, floors: Optional[Rules] = None, command: Optional[list] = None) -> dict:
     """Fine-tune on MRPC as ``cfg`` says and write the run's results.
 
     Args:
@@ -78,7 +92,7 @@ def run_training(cfg: TrainConfig, floors: Optional[Floors] = None, command: Opt
         raise
 
 
-def _train(cfg: TrainConfig, floors: Optional[Floors], command: Optional[list]) -> dict:
+def _train(cfg: TrainConfig, floors: Optional[Rules], command: Optional[list]) -> dict:
     """:func:`run_training`'s stages, with the output folder locked."""
     from transformers import set_seed
 
@@ -89,7 +103,7 @@ def _train(cfg: TrainConfig, floors: Optional[Floors], command: Optional[list]) 
     # 1. data
     raw = load_mrpc(cfg.data)
     if floors is not None:
-        refuse_at_baseline(floors, majority_baseline(raw["validation"]["label"]))  # before hours of work
+        floors.refuse(majority_baseline(raw["validation"]["label"]))  # before hours of work
     if cfg.max_train_samples:
         raw["train"] = raw["train"].select(range(min(cfg.max_train_samples, len(raw["train"]))))
     # 2. tokenize
@@ -115,7 +129,7 @@ def _train(cfg: TrainConfig, floors: Optional[Floors], command: Optional[list]) 
     # 9. report
     report = build_report(cfg.to_dict(), checkpoint, device.type, result, raw["validation"]["label"], test, command)
     if floors is not None:
-        report["floors"] = verdict(report, floors)
+        report["floors"] = floors.judge_report(report)
     if report["degenerate"]["flag"] and result.main_process:
         print(f"warning: degenerate run: {report['degenerate']['reason']}")
     if not result.main_process:
@@ -154,16 +168,6 @@ def score_test_split(model, tokenizer, tokenized, raw, collator, cfg: TrainConfi
     return {"metrics": metrics, "predictions": predictions, "labels": raw["test"]["label"]}
 
 
-def verdict(report: dict, floors: Floors, apply_floors: bool = True) -> dict:
-    """The report judged by ``floors``: validation, and test with its gap when scored."""
-    m = report["metrics"]
-    failures = judge(m["validation"], {**m["validation_analysis"], "baseline": m["validation_baseline"],
-                                       "degenerate": report["degenerate"]["reason"]}, floors, apply_floors=apply_floors)
-    if "test" in m:
-        failures += judge_gap(m["validation"], m["test"], floors)
-    return {**floors.to_dict(), "passed": not failures, "failures": failures}
-
-
 def fit(model, tokenizer, train_dataset, eval_dataset, collator, cfg: TrainConfig, checkpointer=None, metric=None):
     """Train a built model with the loop ``cfg.loop`` names: batches, optimizer, loop, metric.
 
@@ -180,7 +184,7 @@ def fit(model, tokenizer, train_dataset, eval_dataset, collator, cfg: TrainConfi
         metric: an ``evaluate`` module; the bundled MRPC metric when None.
 
     Returns:
-        The loop's :class:`mrpc_check.steplog.TrainResult`.
+        The loop's :class:`mrpc_check.pipeline.steplog.TrainResult`.
     """
     lengths = token_lengths(train_dataset) if cfg.group_by_length else None
     train_loader = make_train_loader(train_dataset, collator, cfg.batch_size, cfg.seed, lengths, cfg.num_workers)
@@ -196,7 +200,7 @@ def fit(model, tokenizer, train_dataset, eval_dataset, collator, cfg: TrainConfi
 
 
 def run_evaluation(model: str, data: str, split: str = "validation", batch_size: int = 32, device: str = "auto",
-                   floors: Optional[Floors] = None) -> dict:
+                   floors: Optional[Rules] = None) -> dict:
     """Score a fine-tuned model, as it is, on one split: no training.
 
     Returns:
@@ -216,7 +220,7 @@ def run_evaluation(model: str, data: str, split: str = "validation", batch_size:
         raise DataError(f"split {split!r} has no labels (GLUE's test.tsv is unlabelled): use the raw MSR files or --split validation")
     labels = dataset["label"]
     if floors is not None:
-        refuse_at_baseline(floors, majority_baseline(labels), split)
+        floors.refuse(majority_baseline(labels), split)
     checkpoint = resolve_checkpoint(model)
     # A model without a trained head is refused before any tokenizing: seconds, not the whole split.
     net = load_model(checkpoint, LABEL_NAMES, require_head=True)
@@ -233,8 +237,7 @@ def run_evaluation(model: str, data: str, split: str = "validation", batch_size:
     result = {"split": split, "examples": len(dataset), "model": checkpoint, **metrics,
               "baseline": analysis.pop("baseline"), "degenerate": analysis.pop("degenerate"), "analysis": analysis}
     if floors is not None:
-        failures = judge(metrics, {**analysis, "baseline": result["baseline"], "degenerate": result["degenerate"]}, floors, split)
-        result["floors"] = {**floors.to_dict(), "passed": not failures, "failures": failures}
+        result["floors"] = floors.judge_split(metrics, {**analysis, "baseline": result["baseline"], "degenerate": result["degenerate"]}, split)
     return result
 
 

@@ -1,7 +1,7 @@
 """What the training loops share: the step log, the result record, the finiteness guard.
 
-Both :mod:`mrpc_check.train` and :mod:`mrpc_check.train_accelerate` import these, so each
-loop module holds only its loop; :mod:`mrpc_check.train_trainer` reports in the same record.
+Both :mod:`mrpc_check.pipeline.train` and :mod:`mrpc_check.pipeline.train_accelerate` import these, so each
+loop module holds only its loop; :mod:`mrpc_check.pipeline.train_trainer` reports in the same record.
 """
 
 from __future__ import annotations

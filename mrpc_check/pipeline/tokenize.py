@@ -48,7 +48,7 @@ def tokenize_dataset(raw, tokenizer, max_length: Optional[int] = None):
     """Tokenize every split once, batched, and shape it for a PyTorch DataLoader.
 
     Args:
-        raw: ``DatasetDict`` from :func:`mrpc_check.data.load_mrpc`.
+        raw: ``DatasetDict`` from :func:`mrpc_check.pipeline.data.load_mrpc`.
         tokenizer: the checkpoint's tokenizer.
         max_length: truncation length (see :func:`max_length_for`).
 

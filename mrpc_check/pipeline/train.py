@@ -15,12 +15,12 @@ import math
 
 import torch
 
-from mrpc_check.batching import epoch_batch_sizes, group_weights, set_loader_epoch
-from mrpc_check.checkpoint import Progress
-from mrpc_check.config import TrainConfig
-from mrpc_check.evaluation import evaluate_model
-from mrpc_check.model import autocast_context, autocast_dtype, build_scheduler, resolve_device
-from mrpc_check.steplog import StepLog, TrainResult, check_finite
+from mrpc_check.pipeline.batching import epoch_batch_sizes, group_weights, set_loader_epoch
+from mrpc_check.pipeline.checkpoint import Progress
+from mrpc_check.pipeline.config import TrainConfig
+from mrpc_check.pipeline.evaluation import evaluate_model
+from mrpc_check.pipeline.model import autocast_context, autocast_dtype, build_scheduler, resolve_device
+from mrpc_check.pipeline.steplog import StepLog, TrainResult, check_finite
 
 __all__ = ["StepLog", "TrainResult", "check_finite", "train_manual"]  # the first three live in steplog
 
@@ -39,11 +39,11 @@ def train_manual(
     Args:
         model: a sequence classifier (moved to the configured device here).
         optimizer: built on ``model``'s parameters.
-        train_loader: from :func:`mrpc_check.batching.make_train_loader`.
+        train_loader: from :func:`mrpc_check.pipeline.batching.make_train_loader`.
         eval_loader: validation loader; evaluated after every epoch.
         cfg: epochs, accumulation, clipping, precision, schedule, device.
         metric: an ``evaluate`` module; the bundled MRPC metric when None.
-        checkpointer: a :class:`mrpc_check.checkpoint.Checkpointer` that saves at step or
+        checkpointer: a :class:`mrpc_check.pipeline.checkpoint.Checkpointer` that saves at step or
             epoch ends and, on resume, restores where a killed run stopped.
 
     Returns:

@@ -1,4 +1,4 @@
-"""Stage 6b: the manual loop of :mod:`mrpc_check.train`, run through Accelerate.
+"""Stage 6b: the manual loop of :mod:`mrpc_check.pipeline.train`, run through Accelerate.
 
 Same shape, line for line; every change is marked ``# [accelerate]``. It runs
 alone, or under ``accelerate launch`` on several processes.
@@ -17,12 +17,12 @@ import math
 
 import torch
 
-from mrpc_check.batching import epoch_batch_sizes, group_weights, set_loader_epoch
-from mrpc_check.checkpoint import Progress
-from mrpc_check.config import TrainConfig
-from mrpc_check.evaluation import evaluate_model
-from mrpc_check.model import autocast_dtype, build_scheduler, resolve_device
-from mrpc_check.steplog import StepLog, TrainResult, check_finite
+from mrpc_check.pipeline.batching import epoch_batch_sizes, group_weights, set_loader_epoch
+from mrpc_check.pipeline.checkpoint import Progress
+from mrpc_check.pipeline.config import TrainConfig
+from mrpc_check.pipeline.evaluation import evaluate_model
+from mrpc_check.pipeline.model import autocast_dtype, build_scheduler, resolve_device
+from mrpc_check.pipeline.steplog import StepLog, TrainResult, check_finite
 
 
 def make_accelerator(cfg: TrainConfig):
@@ -57,7 +57,7 @@ def train_accelerate(
 ) -> TrainResult:
     """Fine-tune ``model`` with Accelerate, evaluating after each epoch.
 
-    Args: as :func:`mrpc_check.train.train_manual`, plus
+    Args: as :func:`mrpc_check.pipeline.train.train_manual`, plus
         accelerator: an ``Accelerator`` (one from :func:`make_accelerator` when None).
         checkpointer: as in the manual loop; writes on the main process only.
 

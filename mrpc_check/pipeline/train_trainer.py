@@ -15,15 +15,15 @@ import time
 import torch
 
 from mrpc_check.compat import trainer_processing_kwargs, training_args_kwargs
-from mrpc_check.config import TrainConfig
-from mrpc_check.evaluation import load_metric
-from mrpc_check.model import autocast_dtype, resolve_device
-from mrpc_check.steplog import TrainResult
+from mrpc_check.pipeline.config import TrainConfig
+from mrpc_check.pipeline.evaluation import load_metric
+from mrpc_check.pipeline.model import autocast_dtype, resolve_device
+from mrpc_check.pipeline.steplog import TrainResult
 
 
 def _fused_adamw() -> bool:
     """Whether build_optimizer gets the fused AdamW here (torch >= 2.4 on CPU)."""
-    from mrpc_check.model import build_optimizer
+    from mrpc_check.pipeline.model import build_optimizer
 
     return bool(build_optimizer(torch.nn.Linear(1, 1), 1e-3).defaults.get("fused"))
 
@@ -84,7 +84,7 @@ def train_trainer(model, tokenizer, tokenized, collator, cfg: TrainConfig, metri
     Args:
         model: a sequence classifier.
         tokenizer: its tokenizer (saved with checkpoints by Trainer).
-        tokenized: ``DatasetDict`` from :func:`mrpc_check.tokenize.tokenize_dataset` (or any
+        tokenized: ``DatasetDict`` from :func:`mrpc_check.pipeline.tokenize.tokenize_dataset` (or any
             mapping with ``train`` and ``validation`` datasets).
         collator: the padding collator.
         cfg: the recipe.

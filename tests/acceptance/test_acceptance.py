@@ -1,6 +1,6 @@
-"""The packaged acceptance tests (mrpc_check/acceptance.py), collected into this suite."""
+"""The packaged acceptance tests (mrpc_check/acceptance/test_acceptance.py), collected into this suite."""
 
-from mrpc_check.acceptance import (
+from mrpc_check.acceptance.test_acceptance import (
     test_checkpoint_as_is,
     test_the_loops_agree_on_the_real_model,
     test_walkthrough_recipe_on_cuda_bf16,

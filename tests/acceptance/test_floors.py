@@ -3,8 +3,8 @@
 import pytest
 
 from mrpc_check.errors import ConfigError
-from mrpc_check.evaluation import analyse, majority_baseline
-from mrpc_check.floors import Floors, judge, judge_gap, refuse_at_baseline
+from mrpc_check.pipeline.stats import analyse, majority_baseline
+from mrpc_check.acceptance.floors import Floors, judge, judge_gap, refuse_at_baseline
 
 # 20 validation pairs, 14 "equivalent" (70 %): always answering 1 scores accuracy 0.7, F1 14/17.
 LABELS = [1] * 14 + [0] * 6

@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from mrpc_check import sweep
-from mrpc_check.config import make_config
+from mrpc_check.acceptance import sweep
+from mrpc_check.pipeline.config import make_config
 from mrpc_check.errors import ConfigError
-from mrpc_check.floors import Floors
+from mrpc_check.acceptance.floors import Floors
 
 
 def run(seed, f1, accuracy, degenerate=None, low=None):
@@ -129,8 +129,8 @@ def test_a_seed_stopped_by_sigterm_resumes_from_its_checkpoint(tmp_path, tiny_cf
 
     import torch
 
-    import mrpc_check.pipeline as pipeline
-    from mrpc_check.checkpoint import checkpoints_in
+    import mrpc_check.pipeline.run as pipeline
+    from mrpc_check.pipeline.checkpoint import checkpoints_in
     from mrpc_check.errors import Preempted
 
     cfg = make_config(tiny_cfg, batch_size=4)  # 4 optimizer steps per seed

@@ -8,7 +8,7 @@ from mrpc_check.checks.observe import Observer, RowIndex
 def test_forward_hooks_see_inputs_mode_and_rows(bert, tiny_tokenized):
     model = bert.make_model(0)
     rows = RowIndex({"train": tiny_tokenized["train"]}, pad_token_id=0)
-    from mrpc_check.batching import make_collator
+    from mrpc_check.pipeline.batching import make_collator
 
     batch = make_collator(bert.tokenizer)([tiny_tokenized["train"][i] for i in (3, 1)])
     with Observer(model, rows) as obs:

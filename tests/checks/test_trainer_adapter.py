@@ -11,7 +11,7 @@ def user_trainers(bert):
 
     from mrpc_check.checks.adapters import trainer_adapter
     from mrpc_check.checks.harness import Battery
-    from mrpc_check.train_trainer import example_mean_trainer
+    from mrpc_check.pipeline.train_trainer import example_mean_trainer
 
     batteries = {"plain": Battery(trainer_adapter(Trainer), bert), "subclass": Battery(trainer_adapter(example_mean_trainer(Trainer)), bert)}
     yield batteries

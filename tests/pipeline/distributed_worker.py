@@ -17,13 +17,13 @@ import torch
 def main(out_dir: str, accum: int) -> None:
     from safetensors.torch import save_file
 
-    from mrpc_check.batching import make_collator, make_eval_loader, make_train_loader
-    from mrpc_check.config import make_config
-    from mrpc_check.evaluation import load_metric
-    from mrpc_check.model import build_optimizer, load_tokenizer, resolve_checkpoint
+    from mrpc_check.pipeline.batching import make_collator, make_eval_loader, make_train_loader
+    from mrpc_check.pipeline.config import make_config
+    from mrpc_check.pipeline.evaluation import load_metric
+    from mrpc_check.pipeline.model import build_optimizer, load_tokenizer, resolve_checkpoint
     from mrpc_check.testing import make_tiny_model, synthetic_mrpc
-    from mrpc_check.tokenize import tokenize_dataset
-    from mrpc_check.train_accelerate import make_accelerator, train_accelerate
+    from mrpc_check.pipeline.tokenize import tokenize_dataset
+    from mrpc_check.pipeline.train_accelerate import make_accelerator, train_accelerate
 
     out = Path(out_dir)
     tokenizer = load_tokenizer(resolve_checkpoint("minilm"))

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mrpc_check.batching import (
+from mrpc_check.pipeline.batching import (
     EpochBatchSampler,
     epoch_batch_sizes,
     group_weights,

@@ -12,14 +12,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mrpc_check.checkpoint import CHECKPOINT_DIR, Checkpointer, checkpoints_in, latest_checkpoint
+from mrpc_check.pipeline.checkpoint import CHECKPOINT_DIR, Checkpointer, checkpoints_in, latest_checkpoint
 from mrpc_check.cli import main
-from mrpc_check.config import make_config
+from mrpc_check.pipeline.config import make_config
 from mrpc_check.errors import ConfigError, TrainingError
-from mrpc_check.model import build_optimizer
+from mrpc_check.pipeline.model import build_optimizer
 from mrpc_check.testing import poison_forward, reset_accelerate, synthetic_mrpc
-from mrpc_check.train import train_manual
-from mrpc_check.train_accelerate import train_accelerate
+from mrpc_check.pipeline.train import train_manual
+from mrpc_check.pipeline.train_accelerate import train_accelerate
 
 HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"
 
@@ -30,7 +30,7 @@ class Killed(Exception):
 
 @pytest.fixture(scope="module")
 def metric():
-    from mrpc_check.evaluation import load_metric
+    from mrpc_check.pipeline.evaluation import load_metric
 
     return load_metric()
 
@@ -104,7 +104,7 @@ def test_a_damaged_newest_checkpoint_is_skipped_for_the_older_one_in_process(tmp
 
 
 def test_a_kill_during_a_save_leaves_the_previous_checkpoint(tmp_path, tiny_model_factory, tiny_tokenized, loaders, metric, monkeypatch):
-    import mrpc_check.checkpoint as checkpoint
+    import mrpc_check.pipeline.checkpoint as checkpoint
 
     data = tiny_tokenized["train"].select(range(24))
     real_replace = os.replace
@@ -183,7 +183,7 @@ def cli_args(model_dir, glue, out, *extra):
 # lands while a checkpoint is half-saved.
 SLOW_SAVE = """
 import sys, time
-import mrpc_check.checkpoint as c
+import mrpc_check.pipeline.checkpoint as c
 real = c.save_checkpoint
 def slow(out, model, *a, **k):
     import safetensors.torch as st
@@ -393,8 +393,8 @@ def test_a_stop_request_ends_at_a_step_with_a_checkpoint_and_resumes_bitwise(tmp
 def test_a_full_disk_at_a_checkpoint_stops_with_one_line_and_keeps_the_previous_one(cli_assets, tmp_path, capsys, monkeypatch):
     import errno
 
-    import mrpc_check.checkpoint as ckpt_module
-    from mrpc_check.checkpoint import damage
+    import mrpc_check.pipeline.checkpoint as ckpt_module
+    from mrpc_check.pipeline.checkpoint import damage
 
     real, saves = torch.save, []
 

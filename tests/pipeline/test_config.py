@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from mrpc_check.config import TrainConfig, make_config
+from mrpc_check.pipeline.config import TrainConfig, make_config
 from mrpc_check.errors import ConfigError
 
 
@@ -53,7 +53,7 @@ class TestTrainConfig:
             make_config(checkpoint_every="often")
 
     def test_data_falls_back_to_environment_then_hub(self, monkeypatch):
-        monkeypatch.setattr("mrpc_check.config.SHARED_DATA", "no-such-shared-folder")  # nothing beside the checkout
+        monkeypatch.setattr("mrpc_check.pipeline.config.SHARED_DATA", "no-such-shared-folder")  # nothing beside the checkout
         monkeypatch.setenv("MRPC_DATA", "/some/folder")
         assert make_config(data=None).data == "/some/folder"
         monkeypatch.delenv("MRPC_DATA")
@@ -65,7 +65,7 @@ class TestTrainConfig:
 
 
 def test_one_data_discovery_flag_then_environment_then_shared_beside_the_checkout(tmp_path, monkeypatch):
-    from mrpc_check.config import default_data_source, discover_data
+    from mrpc_check.pipeline.config import default_data_source, discover_data
 
     shared = tmp_path / "shared" / "data" / "glue" / "MRPC"
     shared.mkdir(parents=True)
@@ -79,5 +79,5 @@ def test_one_data_discovery_flag_then_environment_then_shared_beside_the_checkou
     assert discover_data("/from/flag") == "/from/flag"
     monkeypatch.delenv("MRPC_DATA")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("mrpc_check.config.SHARED_DATA", "no-such-shared-folder")
+    monkeypatch.setattr("mrpc_check.pipeline.config.SHARED_DATA", "no-such-shared-folder")
     assert discover_data() is None and default_data_source() == "hub"

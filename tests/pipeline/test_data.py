@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from mrpc_check.data import LABEL_NAMES, label_counts, load_mrpc
+from mrpc_check.pipeline.data import LABEL_NAMES, label_counts, load_mrpc
 from mrpc_check.errors import DataError
 
 HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"

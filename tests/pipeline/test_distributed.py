@@ -15,11 +15,11 @@ import pytest
 import torch
 
 from mrpc_check.checks.distributed import free_port
-from mrpc_check.config import make_config
-from mrpc_check.model import build_optimizer
+from mrpc_check.pipeline.config import make_config
+from mrpc_check.pipeline.model import build_optimizer
 from mrpc_check.testing import make_tiny_model, synthetic_mrpc
-from mrpc_check.tokenize import tokenize_dataset
-from mrpc_check.train import train_manual
+from mrpc_check.pipeline.tokenize import tokenize_dataset
+from mrpc_check.pipeline.train import train_manual
 
 # torchrun processes: the battery's 2-process checks (tests/checks/test_multiprocess.py) cover the same loop in the default run.
 pytestmark = [pytest.mark.distributed, pytest.mark.integration]
@@ -44,7 +44,7 @@ def two_process_run(tmp_path_factory, mrpc_vocab_checkpoint):
 @pytest.fixture(scope="module")
 def one_process_run(mrpc_tokenizer, loaders):
     """One process, batch 8 = 2 processes x batch 4, same seed, same data, same accumulation."""
-    from mrpc_check.evaluation import load_metric
+    from mrpc_check.pipeline.evaluation import load_metric
 
     data = tokenize_dataset(synthetic_mrpc(32, 13, seed=4), mrpc_tokenizer, max_length=40)
     cfg = make_config(device="cpu", batch_size=8, eval_batch_size=4, grad_accum=ACCUM, epochs=2, lr=1e-3)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mrpc_check.errors import ConfigError, ModelError
-from mrpc_check.model import (
+from mrpc_check.pipeline.model import (
     autocast_dtype,
     build_optimizer,
     build_scheduler,
@@ -114,8 +114,8 @@ class TestTinyModel:
         assert out.logits.shape == (1, 2) and out.loss.ndim == 0
 
     def test_logits_do_not_depend_on_padding(self, tiny_model_factory, mrpc_tokenizer):
-        from mrpc_check.batching import make_collator
-        from mrpc_check.tokenize import encode_pairs
+        from mrpc_check.pipeline.batching import make_collator
+        from mrpc_check.pipeline.tokenize import encode_pairs
 
         model = tiny_model_factory(seed=1).eval()
         short = dict(encode_pairs(mrpc_tokenizer, "the cat sat", "a cat sat"), labels=0)

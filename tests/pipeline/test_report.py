@@ -10,7 +10,7 @@ import time
 import pytest
 
 from mrpc_check.cli import main
-from mrpc_check.report import LOCK_NAME, OWNER_NAME
+from mrpc_check.pipeline.report import LOCK_NAME, OWNER_NAME
 
 
 def train_args(model, data, out, *extra):
@@ -19,7 +19,7 @@ def train_args(model, data, out, *extra):
 
 class TestOneRunPerFolder:
     def test_a_run_on_a_folder_held_by_another_is_refused_naming_it_in_process(self, tmp_path, tiny_model_dir, glue_dir, capsys):
-        from mrpc_check.report import output_lock
+        from mrpc_check.pipeline.report import output_lock
 
         out = tmp_path / "run"
         out.mkdir()

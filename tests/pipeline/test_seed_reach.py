@@ -27,8 +27,8 @@ def pretrained_dir(tmp_path_factory, tiny_model_factory, mrpc_tokenizer):
 
 def first_draws(monkeypatch, tmp_path, model_dir, data_dir, loop, seed):
     """(head weights as loaded, dropout masks of the first training forward) of `loop` at `seed`."""
-    import mrpc_check.pipeline as pipeline
-    from mrpc_check.config import make_config
+    import mrpc_check.pipeline.run as pipeline
+    from mrpc_check.pipeline.config import make_config
     from mrpc_check.testing import reset_accelerate
 
     seen = {}

@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mrpc_check.testing import synthetic_mrpc
-from mrpc_check.tokenize import encode_pairs, max_length_for, token_lengths, tokenize_dataset
+from mrpc_check.pipeline.tokenize import encode_pairs, max_length_for, token_lengths, tokenize_dataset
 
 # Sentences: empty, ASCII words, any unicode (emoji, CJK, combining marks, controls), very long.
 sentences = st.one_of(

@@ -5,11 +5,11 @@ import math
 import pytest
 import torch
 
-from mrpc_check.config import make_config
+from mrpc_check.pipeline.config import make_config
 from mrpc_check.errors import TrainingError
-from mrpc_check.model import build_optimizer, optimizer_steps
+from mrpc_check.pipeline.model import build_optimizer, optimizer_steps
 from mrpc_check.testing import poison_forward
-from mrpc_check.train import train_manual
+from mrpc_check.pipeline.train import train_manual
 
 NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
 
@@ -24,7 +24,7 @@ def run(model, data, loaders, metric, batch_size=8, eval_dataset=None, **cfg):
 
 @pytest.fixture(scope="module")
 def metric():
-    from mrpc_check.evaluation import load_metric
+    from mrpc_check.pipeline.evaluation import load_metric
 
     return load_metric()
 

@@ -5,16 +5,16 @@ import math
 import pytest
 import torch
 
-from mrpc_check.config import make_config
-from mrpc_check.model import build_optimizer, optimizer_steps
+from mrpc_check.pipeline.config import make_config
+from mrpc_check.pipeline.model import build_optimizer, optimizer_steps
 from mrpc_check.testing import reset_accelerate
-from mrpc_check.train import train_manual
-from mrpc_check.train_accelerate import train_accelerate
+from mrpc_check.pipeline.train import train_manual
+from mrpc_check.pipeline.train_accelerate import train_accelerate
 
 
 @pytest.fixture(scope="module")
 def metric():
-    from mrpc_check.evaluation import load_metric
+    from mrpc_check.pipeline.evaluation import load_metric
 
     return load_metric()
 
