@@ -1,6 +1,6 @@
 """Root conftest: thread budget per worker and the commands for each test tier.
 
-Tiers (markers are declared by ``mrpc_check.pytest_plugin``, ``--strict-markers`` is on):
+Tiers (markers are declared by ``mrpc_check.acceptance.plugin``, ``--strict-markers`` is on):
 
     pytest -m "not slow"                default: fast, offline, CPU (tiny BERT, real vocabulary); spread over
                                         the cores by pytest-xdist when it is installed (-n 0 or -p no:xdist: one process);

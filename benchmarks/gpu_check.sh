@@ -18,7 +18,7 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONUNBUFFERED=1
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
 marker="gpu and not slow"
 [ -n "${MRPC_DATA:-}" ] && marker="gpu"
-timeout 200 python3 -m pytest -p mrpc_check.pytest_plugin -m "$marker" -q -rs tests/ ; tests=$?
+timeout 200 python3 -m pytest -p mrpc_check.acceptance.plugin -m "$marker" -q -rs tests/ ; tests=$?
 timeout 60 python3 benchmarks/gpu_throughput.py --steps 40 ; bench=$?
 echo "gpu_check: tests rc=$tests, benchmark rc=$bench"
 exit $(( tests || bench ))

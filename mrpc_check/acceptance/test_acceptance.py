@@ -23,7 +23,7 @@ pytest-xdist workers); then each seed must only be sane, and the floors apply to
     pytest --pyargs mrpc_check.acceptance -m slow --mrpc-seeds 5 -n 5 --mrpc-data DIR
     pytest --pyargs mrpc_check.acceptance --mrpc-checkpoint runs/a/model --mrpc-data DIR
 
-This project's suite collects them through tests/test_acceptance.py.
+This project's suite collects them through tests/acceptance/test_acceptance.py.
 """
 
 import json
@@ -86,7 +86,7 @@ def assert_verdict(report, floors, sweep_run=None):
 
 def _sweep(request):
     """The test's request when --mrpc-seeds asks for several seeds (the run is one seed of a sweep), else None."""
-    from mrpc_check.pytest_plugin import seeds_from
+    from mrpc_check.acceptance.plugin import seeds_from
 
     return request if len(seeds_from(request.config.getoption("--mrpc-seeds"))) > 1 else None
 
@@ -97,7 +97,7 @@ def _skip_when_judging_a_checkpoint(pytestconfig):
 
 
 def _skip_unless_trained_in_full(config, loop):
-    from mrpc_check.pytest_plugin import loops_from
+    from mrpc_check.acceptance.plugin import loops_from
 
     if loop not in loops_from(config.getoption("--mrpc-loops")):
         pytest.skip(f"--mrpc-loops {config.getoption('--mrpc-loops')}: the {loop} loop is held to the manual loop step by step "

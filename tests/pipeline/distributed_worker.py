@@ -1,10 +1,10 @@
-"""Run by tests/test_distributed.py on two CPU processes (torchrun, gloo).
+"""Run by tests/pipeline/test_distributed.py on two CPU processes (torchrun, gloo).
 
 Trains the tiny BERT with the Accelerate loop on every process, gathers an
 evaluation split whose size is not a multiple of the batch, and (main process)
 writes what the test compares against a single-process run.
 
-    python -m torch.distributed.run --nproc_per_node 2 tests/distributed_worker.py OUT_DIR ACCUM
+    python -m torch.distributed.run --nproc_per_node 2 tests/pipeline/distributed_worker.py OUT_DIR ACCUM
 """
 
 import json
