@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -74,6 +75,8 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="fine-tune on MRPC and write OUTPUT/report.json, curves.png, model/")
     _recipe_args(p)
     _floor_args(p, required=False)
+    p.add_argument("--no-behaviour", dest="behaviour", action="store_false",
+                   help="leave out the behaviour tests of the trained model (report.json's behaviour section) [run them]")
     return p
 
 
@@ -173,7 +176,26 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("--device", choices=DEVICES, default="auto")
     e.add_argument("--output", default=None, help="also write the JSON to this file")
+    e.add_argument("--no-behaviour", dest="behaviour", action="store_false",
+                   help="leave out the behaviour tests (the output's behaviour section; see mrpc-check behave) [run them]")
     _floor_args(e, required=False)
+
+    b = sub.add_parser("behave", help="behaviour tests of a paraphrase classifier (symmetry, identity, unrelated, surface, "
+                                      "negation, numbers, entity_swap); exit 1 when a thresholded test fails")
+    which = b.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="a model folder (a train output's model/, any Hub-format sequence classifier) or Hub id")
+    which.add_argument("--predictor", metavar="FILE.py:FN", help="your own predict(pairs) -> P(equivalent) per pair: "
+                                                              "file.py:function or package.module:function")
+    b.add_argument("--data", default=None, help="MRPC source [$MRPC_DATA, else ../shared/data/glue/MRPC beside the checkout, else hub]")
+    b.add_argument("--split", choices=("validation", "test"), default="validation",
+                   help="the split whose pairs the tests are generated from (test: the DIR tests need its labels) [%(default)s]")
+    b.add_argument("--json", default=None, metavar="FILE", help="also write the results to FILE as JSON")
+    b.add_argument("--batch-size", type=int, default=64, help="pairs per forward for --model [%(default)s]")
+    b.add_argument("--device", choices=DEVICES, default="auto")
+    b.add_argument("--margin", type=float, default=None, help="DIR tests: how far P(equivalent) must fall [0.1]")
+    b.add_argument("--threshold", action="append", default=[], metavar="TEST=RATE",
+                   help="a test's failure-rate threshold, or TEST=none to report it without judging; repeatable "
+                        "[defaults from the reference model, README: Behaviour]")
 
     v = sub.add_parser("verify", help="run the check battery on a training loop; exit 1 when a check fails")
     v.add_argument("--loop", required=True, metavar="MODULE:ADAPTER",
@@ -234,6 +256,60 @@ def _verify(args: argparse.Namespace) -> int:
     return status
 
 
+def _behaviour_into_report(cfg: TrainConfig, report: dict) -> dict:
+    """The trained model's behaviour tests on validation, added to report.json (and said when one fails).
+
+    Run here, above the pipeline, on the model folder the run saved: the pipeline does not import
+    acceptance, and the figures are the ones ``mrpc-check behave --model OUTPUT/model`` gives.
+    """
+    from mrpc_check.acceptance.behaviour import failure_lines, model_predictor, suite_on_split
+    from mrpc_check.pipeline.data import load_mrpc
+    from mrpc_check.pipeline.report import REPORT_NAME, write_json
+
+    out = Path(cfg.output_dir).expanduser()
+    result = suite_on_split(model_predictor(str(out / "model"), device=cfg.device), load_mrpc(cfg.data)["validation"])
+    report = {**report, "behaviour": result}
+    write_json(out / REPORT_NAME, report)
+    for line in failure_lines(result):
+        print(f"warning: {line}")
+    return report
+
+
+def _behave(args: argparse.Namespace) -> int:
+    """Behaviour tests of a model folder or a user's predictor: a table, exit 1 when a thresholded test fails."""
+    from mrpc_check.acceptance.behaviour import (THRESHOLDS, Suite, TEST_NAMES, format_table, load_predictor,
+                                                 model_predictor, parse_threshold, suite_on_split)
+    from mrpc_check.errors import ConfigError, DataError
+    from mrpc_check.pipeline.data import load_mrpc
+    from mrpc_check.pipeline.report import atomic_write_text
+
+    thresholds = dict(THRESHOLDS)
+    for item in args.threshold:
+        name, sep, rate = item.partition("=")
+        if not sep or name.strip() not in TEST_NAMES:
+            raise ConfigError(f"--threshold {item!r}: write TEST=RATE (or TEST=none) with TEST one of {', '.join(TEST_NAMES)}")
+        thresholds[name.strip()] = parse_threshold(rate)
+    suite = Suite(thresholds=thresholds, **({"margin": args.margin} if args.margin is not None else {}))
+    if args.batch_size <= 0:
+        raise ConfigError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    raw = load_mrpc(args.data or default_data_source())
+    if args.split not in raw:
+        raise DataError(f"split {args.split!r} is not in this MRPC source (it has {', '.join(raw)}): pick one of those")
+    if args.predictor:
+        predict, name = load_predictor(args.predictor), f"predictor {args.predictor}"
+    else:
+        predict, name = model_predictor(args.model, batch_size=args.batch_size, device=args.device), f"model {args.model}"
+    result = suite_on_split(predict, raw[args.split], suite, name)
+    result = {**result, "split": args.split, "classifier": name}
+    print(f"behaviour of {name} on {args.split}")
+    print(format_table(result))
+    if args.json:
+        atomic_write_text(Path(args.json), json.dumps(result, indent=2) + "\n")
+    for failed in result["failed"]:
+        print(f"{PROG}: behaviour test {failed} fails its threshold", file=sys.stderr)
+    return 1 if result["failed"] else 0
+
+
 def _close_progress_bars() -> None:
     """Close a progress bar an error interrupted now, so that the error is the last line printed."""
     from tqdm import tqdm
@@ -289,7 +365,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(json.dumps(_config_from(args).to_dict(), indent=2))
             return 0
         if args.command == "train":
-            report = run_training(_config_from(args), _floors_from(args), command=[PROG, *(sys.argv[1:] if argv is None else argv)])
+            cfg = _config_from(args)
+            report = run_training(cfg, _floors_from(args), command=[PROG, *(sys.argv[1:] if argv is None else argv)])
+            if args.behaviour and os.environ.get("RANK", "0") == "0":
+                report = _behaviour_into_report(cfg, report)
             v = report["metrics"]["validation"]
             print(f"validation accuracy {v['accuracy']:.4f}  f1 {v['f1']:.4f}  ->  {Path(args.output_dir) / 'report.json'}")
             return _floor_verdict(report.get("floors"))
@@ -305,6 +384,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         elif args.command == "evaluate":
             metrics = run_evaluation(args.model, args.data or default_data_source(), args.split, args.batch_size, args.device,
                                      _floors_from(args))
+            if args.behaviour:
+                from mrpc_check.acceptance.behaviour import model_predictor, suite_on_split
+                from mrpc_check.pipeline.data import load_mrpc
+
+                result = suite_on_split(model_predictor(args.model, device=args.device), load_mrpc(args.data or default_data_source())[args.split])
+                metrics["behaviour"] = result
             if args.output:
                 write_json(Path(args.output), metrics)
             print(json.dumps(metrics, indent=2))
@@ -313,6 +398,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _floor_verdict(metrics.get("floors"))
         elif args.command == "verify":
             return _verify(args)
+        elif args.command == "behave":
+            return _behave(args)
         else:
             print(json.dumps(inspect_pipeline(args.model, args.data or default_data_source(), args.batch_size, args.max_length), indent=2))
     except Preempted as exc:  # not an error: the run stopped where asked, with its checkpoint

@@ -57,6 +57,15 @@ def pytest_addoption(parser):
     group.addoption("--mrpc-loops", default="manual", metavar="LIST",
                     help="loops the slow tier fine-tunes in full at the walkthrough recipe: manual, accelerate, or manual,accelerate; "
                          "the two loops are held equal step by step on the real model either way [%(default)s]")
+    from mrpc_check.acceptance.behaviour import MARGIN, TEST_NAMES, THRESHOLDS  # light: no torch
+
+    for name in TEST_NAMES:
+        default = THRESHOLDS[name]
+        group.addoption(f"--mrpc-behaviour-{name.replace('_', '-')}", default=None, metavar="RATE|none",
+                        help=f"behaviour test {name}: failure rate above which it fails, or none to report it "
+                             f"[{'none' if default is None else default}]")
+    group.addoption("--mrpc-behaviour-margin", type=float, default=MARGIN, metavar="P",
+                    help="behaviour DIR tests: how far P(equivalent) must fall [%(default)s]")
     group.addoption("--mrpc-report", default=None, metavar="FILE", help="append each acceptance run's figures to FILE as JSON lines")
     group.addoption("--mrpc-arch", default="bert", choices=("bert", "roberta", "distilbert"),
                     help="tiny model family the check battery trains [%(default)s]")
@@ -252,6 +261,23 @@ def mrpc_min_accuracy(pytestconfig) -> float:
 def mrpc_floors(pytestconfig):
     """The acceptance rules from --mrpc-min-f1, --mrpc-min-accuracy, --mrpc-floor-on, --mrpc-max-gap."""
     return _floors(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def mrpc_behaviour(pytestconfig):
+    """The behaviour suite (:class:`mrpc_check.acceptance.behaviour.Suite`) from the --mrpc-behaviour-* options."""
+    from mrpc_check.acceptance.behaviour import THRESHOLDS, TEST_NAMES, Suite, parse_threshold
+    from mrpc_check.errors import ConfigError
+
+    thresholds = dict(THRESHOLDS)
+    for name in TEST_NAMES:
+        given = pytestconfig.getoption(f"--mrpc-behaviour-{name.replace('_', '-')}")
+        if given is not None:
+            thresholds[name] = parse_threshold(given)
+    try:
+        return Suite(thresholds=thresholds, margin=pytestconfig.getoption("--mrpc-behaviour-margin"))
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 @pytest.fixture(scope="session")

@@ -84,6 +84,18 @@ def assert_verdict(report, floors, sweep_run=None):
     assert report["train"]["final_lr"] == 0.0  # the walkthrough's linear schedule ends at 0
 
 
+def judge_behaviour(model_dir, dataset, suite, record, label):
+    """The behaviour tests of a model folder on one split: recorded, then any thresholded failure fails."""
+    from mrpc_check.acceptance.behaviour import failure_lines, format_table, model_predictor, suite_on_split
+
+    result = suite_on_split(model_predictor(str(model_dir), device="cpu"), dataset, suite, f"model {label}")
+    print(format_table(result))
+    record({"behaviour_of": label, **{t["name"]: t["failure_rate"] for t in result["tests"]}})
+    failures = list(failure_lines(result))
+    assert not failures, "; ".join(failures)
+    return result
+
+
 def _sweep(request):
     """The test's request when --mrpc-seeds asks for several seeds (the run is one seed of a sweep), else None."""
     from mrpc_check.acceptance.plugin import seeds_from
@@ -107,13 +119,16 @@ def _skip_unless_trained_in_full(config, loop):
 @pytest.mark.slow
 @pytest.mark.parametrize("loop", ["manual", "accelerate"])
 def test_walkthrough_recipe_reaches_the_floor(request, tmp_path, mrpc_raw, mrpc_data_source, mrpc_model, mrpc_floors,
-                                               mrpc_seed, mrpc_record, loop):
+                                               mrpc_seed, mrpc_record, mrpc_behaviour, loop):
     _skip_when_judging_a_checkpoint(request.config)
     _skip_unless_trained_in_full(request.config, loop)
     refuse_floor_at_baseline(mrpc_raw, mrpc_floors)
     report = fine_tune(tmp_path, mrpc_data_source, mrpc_model, loop, mrpc_record, seed=mrpc_seed, device="cpu")
     assert report["config"]["batch_size"] == 8 and report["config"]["lr"] == 5e-5 and report["config"]["epochs"] == 3
     assert_verdict(report, mrpc_floors, _sweep(request))
+    # What the model learned, beside its score: the behaviour suite on validation (thresholds from
+    # the reference model; --mrpc-behaviour-* to change them).
+    judge_behaviour(tmp_path / loop / "model", mrpc_raw["validation"], mrpc_behaviour, mrpc_record, f"{loop} seed {mrpc_seed}")
 
 
 # Optimizer steps the two loops are compared over (the first 30 of an epoch's 459 on MRPC): about
@@ -186,3 +201,12 @@ def test_checkpoint_as_is(request, mrpc_checkpoint, mrpc_raw, mrpc_data_source, 
 
         failures += judge_gap(scored["validation"], scored["test"], mrpc_floors)
     assert not failures, "; ".join(failures)
+
+
+@pytest.mark.slow  # beside test_checkpoint_as_is: `-m slow --mrpc-checkpoint DIR` runs both
+def test_checkpoint_behaviour(mrpc_checkpoint, mrpc_raw, mrpc_behaviour, mrpc_record):
+    """What an already fine-tuned model learned: the behaviour suite on validation, and on test when labelled."""
+    from mrpc_check.pipeline.run import labelled_test_split
+
+    for split in ("validation", "test") if labelled_test_split(mrpc_raw) else ("validation",):
+        judge_behaviour(mrpc_checkpoint, mrpc_raw[split], mrpc_behaviour, mrpc_record, f"{mrpc_checkpoint} on {split}")

@@ -127,34 +127,8 @@ def load_adapter(spec: str) -> Adapter:
     spec = BUILTIN.get(spec, spec)
     if ":" not in spec:
         raise AdapterError(f"--loop {spec!r}: write package.module:adapter (or file.py:adapter, or one of {', '.join(BUILTIN)})")
-    where, _, attr = spec.rpartition(":")
-    try:
-        if where.endswith(".py"):
-            path = Path(where).expanduser().resolve()
-            if not path.is_file():
-                raise AdapterError(f"--loop {spec!r}: no file {str(path)!r}: give an existing .py file or package.module")
-            # As `python file.py` does: the modules beside the file are importable from it.
-            if str(path.parent) not in sys.path:
-                sys.path.insert(0, str(path.parent))
-            module_name = f"_mrpc_adapter_{path.stem}"
-            module_spec = importlib.util.spec_from_file_location(module_name, path)
-            module = importlib.util.module_from_spec(module_spec)
-            sys.modules[module_name] = module  # dataclasses and pickling look the module up by name
-            module_spec.loader.exec_module(module)
-        else:
-            if "" not in sys.path and "." not in sys.path:
-                sys.path.insert(0, "")  # like `python -m`: the current folder's packages are importable
-            module = importlib.import_module(where)
-    except AdapterError:
-        raise
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise AdapterError(f"--loop {spec!r}: cannot import {where!r} ({type(exc).__name__}: {first[:160]}): "
-                           "check the module path and that its package is importable from here") from exc
-    try:
-        adapter = getattr(module, attr)
-    except AttributeError:
-        raise AdapterError(f"--loop {spec!r}: {where!r} has no attribute {attr!r}: name the adapter function after the colon") from None
+    adapter = import_object(spec, "--loop", AdapterError, "adapter function")
+    attr = spec.rpartition(":")[2]
     if isinstance(adapter, type):  # a loop class such as the catalogue's: its instances are adapters
         try:
             adapter = adapter()
@@ -169,6 +143,44 @@ def load_adapter(spec: str) -> Adapter:
         pass
     return adapter
 
+
+
+def import_object(spec: str, option: str, error: type, what: str):
+    """``package.module:attribute`` or ``path/to/file.py:attribute`` -> the attribute.
+
+    Raises:
+        error: the file, module or attribute cannot be found or imported (one line naming ``option``).
+    """
+    if ":" not in spec:
+        raise error(f"{option} {spec!r}: write package.module:name or file.py:name")
+    where, _, attr = spec.rpartition(":")
+    try:
+        if where.endswith(".py"):
+            path = Path(where).expanduser().resolve()
+            if not path.is_file():
+                raise error(f"{option} {spec!r}: no file {str(path)!r}: give an existing .py file or package.module")
+            # As `python file.py` does: the modules beside the file are importable from it.
+            if str(path.parent) not in sys.path:
+                sys.path.insert(0, str(path.parent))
+            module_name = f"_mrpc_{option.strip('-').replace('-', '_')}_{path.stem}"
+            module_spec = importlib.util.spec_from_file_location(module_name, path)
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[module_name] = module  # dataclasses and pickling look the module up by name
+            module_spec.loader.exec_module(module)
+        else:
+            if "" not in sys.path and "." not in sys.path:
+                sys.path.insert(0, "")  # like `python -m`: the current folder's packages are importable
+            module = importlib.import_module(where)
+    except error:
+        raise
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise error(f"{option} {spec!r}: cannot import {where!r} ({type(exc).__name__}: {first[:160]}): "
+                    "check the module path and that its package is importable from here") from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise error(f"{option} {spec!r}: {where!r} has no attribute {attr!r}: name the {what} after the colon") from None
 
 def check_signature(adapter: Adapter, spec: str = "adapter") -> None:
     """Refuse an adapter that cannot take (model, train_dataset, eval_dataset, collator, recipe)."""

@@ -1,0 +1,253 @@
+"""The behaviour suite: its edits exactly, its verdicts on classifiers with known flaws (each caught by
+the test aimed at it), the contract every predictor is held to, and one figure wherever it is shown
+(behave, evaluate, report.json)."""
+
+import json
+from collections import Counter
+
+import pytest
+
+from mrpc_check.acceptance import behaviour as b
+from mrpc_check.cli import main
+
+# A small split with what every test needs: auxiliaries, shared numbers, names, contractions,
+# "percent", typographic quotes, and both labels.
+PAIRS = [
+    ("Smith told Jones the deal was worth 40 million dollars .", "On Friday Smith said to Jones the deal was worth 40 million dollars .", 1),
+    ("The company 's shares rose 5 percent on Monday .", "Shares of the company rose 5 percent on Monday .", 1),
+    ("Apple will buy Intel for 20 billion .", "Reports say Apple is buying Intel for 20 billion .", 1),
+    ("He doesn 't think the plan can work .", "He does not believe the plan can work .", 1),
+    ("Officials said 12 people were hurt in the blast .", "Twelve people were injured in the explosion , officials said .", 1),
+    ("The senator voted against the bill .", "The bill passed the senate on Tuesday .", 0),
+    ("Rain is expected in Boston this weekend .", "Microsoft reported higher profits in 2003 .", 0),
+    ("Paris beat London in the final vote .", "\u201cParis won the vote against London ,\u201d she said .", 1),
+    ("Prices fell 3 % in March .", "Prices dropped 3 % in March .", 1),
+    ("They won 't sign the treaty .", "They will not sign the treaty .", 1),
+]
+SPLIT_PAIRS = [(a, c) for a, c, _ in PAIRS]
+LABELS = [y for _, _, y in PAIRS]
+NOBODY = b.Suite(thresholds={name: None for name in b.TEST_NAMES})
+
+
+def rates(result):
+    return {t["name"]: t["failure_rate"] for t in result["tests"]}
+
+
+class TestEdits:
+    def test_final_punctuation(self):
+        assert b.drop_final_punctuation("It rose .") == "It rose"
+        assert b.drop_final_punctuation("It rose!") == "It rose"
+        assert b.drop_final_punctuation("It rose") is None
+
+    def test_percent_both_ways(self):
+        assert b.exchange_percent("up 5 % today") == "up 5 percent today"
+        assert b.exchange_percent("up 5% today") == "up 5 percent today"
+        assert b.exchange_percent("up 5 percent today") == "up 5 % today"
+        assert b.exchange_percent("up five points") is None
+
+    @pytest.mark.parametrize("before, after", [
+        ("He doesn 't know", "He does not know"), ("He doesn't know", "He does not know"),
+        ("They won 't go", "They will not go"), ("I ca n't say", "I can not say"), ("We can't", "We can not"),
+        ("They 're here and we 've won", "They are here and we have won"), ("I 'm sure you'll see", "I am sure you will see"),
+    ])
+    def test_contractions_raw_and_as_glue_tokenizes_them(self, before, after):
+        assert b.expand_contractions(before) == after
+
+    def test_possessive_s_is_left_alone(self):
+        assert b.expand_contractions("the company 's plan") is None
+
+    def test_quotes(self):
+        assert b.plain_quotes("\u201cyes\u201d he said") == '"yes" he said'
+        assert b.plain_quotes("`` yes '' he said") == '" yes " he said'
+        assert b.plain_quotes('"yes" he said') is None
+
+    def test_not_after_the_first_auxiliary_not_yet_negated(self):
+        assert b.insert_not("The plan was approved") == "The plan was not approved"
+        assert b.insert_not("It is not red but is blue") == "It is not red but is not blue"
+        assert b.insert_not("Prices fell") is None
+
+    def test_numbers(self):
+        assert b.changed_number("40") == "81" and b.changed_number("2003") == "2010" and b.changed_number("1.25") == "3.25"
+        assert b.change_shared_number("rose 5 percent", "up 5 points , 5 times") == "up 11 points , 11 times"
+        assert b.change_shared_number("rose 5 percent", "up 6 points") is None
+
+    def test_entity_swap_keeps_the_words(self):
+        before = "Yesterday Smith told Jones that Smith won"
+        after = b.swap_entities(before)
+        assert after == "Yesterday Jones told Smith that Smith won"
+        assert Counter(after.split()) == Counter(before.split())
+        assert b.swap_entities("Smith told Smith") is None  # one name: nothing to exchange
+        assert b.swap_entities("The man met Monday in October") is None  # not names
+
+
+class TestGeneration:
+    def test_cases_per_test_on_the_small_split(self):
+        result = b.run_suite(b.overlap_classifier, SPLIT_PAIRS, LABELS, NOBODY)
+        cases = {t["name"]: t["cases"] for t in result["tests"]}
+        distinct = len({s for pair in SPLIT_PAIRS for s in pair})
+        assert cases["symmetry"] == len(PAIRS) and cases["unrelated"] == len(PAIRS) and cases["identity"] == distinct
+        positives = [(a, c) for a, c, y in PAIRS if y == 1]
+        assert cases["negation"] == sum(b.insert_not(c) is not None for _, c in positives)
+        assert cases["numbers"] == sum(b.change_shared_number(a, c) is not None for a, c in positives)
+        assert cases["entity_swap"] == sum(b.swap_entities(c) is not None for _, c in positives) >= 2
+        assert cases["surface"] == sum(fn(c) is not None for _, c in SPLIT_PAIRS for fn in b.SURFACE_EDITS.values())
+
+    def test_unrelated_pairs_are_a_derangement(self):
+        cases = b.TESTS["unrelated"].generate(SPLIT_PAIRS, LABELS)
+        assert all(case.after not in SPLIT_PAIRS for case in cases)
+        assert sorted(case.after[1] for case in cases) == sorted(c for _, c in SPLIT_PAIRS)
+
+    def test_a_split_without_numbers_or_labels_skips_with_the_reason(self):
+        pairs = [("A cat sat .", "A cat was sitting ."), ("Dogs bark .", "Birds sing .")]
+        result = b.run_suite(b.overlap_classifier, pairs, [1, 0])
+        numbers = next(t for t in result["tests"] if t["name"] == "numbers")
+        assert numbers["cases"] == 0 and numbers["status"] == "skip" and numbers["failure_rate"] is None
+        assert "no pairs labelled equivalent sharing a number" in numbers["reason"]
+        unlabelled = b.run_suite(b.overlap_classifier, pairs, [-1, -1])
+        for test in unlabelled["tests"]:
+            if test["type"] == "DIR":
+                assert test["status"] == "skip" and "no labels" in test["reason"]
+        assert "skipped" in b.format_table(unlabelled)
+
+    def test_one_call_on_distinct_pairs(self):
+        calls = []
+
+        def predict(pairs):
+            calls.append(list(pairs))
+            return b.overlap_classifier(pairs)
+
+        b.run_suite(predict, SPLIT_PAIRS, LABELS)
+        assert len(calls) == 1 and len(calls[0]) == len(set(calls[0]))
+
+
+class TestCalibration:
+    """Each reference classifier with a known flaw is caught by the test aimed at it, and only a test
+    it really fails fails: the suite's reach and its precision."""
+
+    def test_bag_of_words_passes_symmetry_and_identity_and_fails_the_directional_tests(self):
+        r = b.run_suite(b.overlap_classifier, SPLIT_PAIRS, LABELS, NOBODY)
+        assert rates(r)["symmetry"] == 0.0 and rates(r)["identity"] == 0.0
+        for name in b.CALIBRATION["overlap"]:
+            assert rates(r)[name] >= 0.5, (name, rates(r))
+
+    def test_first_sentence_reader_fails_symmetry(self):
+        r = b.run_suite(b.first_sentence_classifier, SPLIT_PAIRS, LABELS)
+        assert "symmetry" in r["failed"]
+
+    def test_majority_class_fails_unrelated(self):
+        r = b.run_suite(b.constant_classifier(1), SPLIT_PAIRS, LABELS)
+        assert r["failed"] == ["unrelated"] and rates(r)["unrelated"] == 1.0
+
+    def test_a_classifier_that_reads_meaning_passes_the_directional_tests(self):
+        """An oracle for the edits: it lowers P(equivalent) when the two sentences' negations, numbers or
+        name order differ, so the DIR tests must pass it (they can tell right from wrong)."""
+        import re
+
+        def facts(s):
+            words = s.split()
+            negations = sum(w in ("not", "n't", "'t", "never") for w in words)
+            numbers = {w for w in words if re.match(r"^\d", w)}
+            names = [w for w in words if re.match(r"^[A-Z][a-z]+$", w) and w not in b._NOT_NAMES]
+            return negations, numbers, names
+
+        def predict(pairs):
+            out = []
+            for a, c in pairs:
+                (nega, numa, namesa), (negc, numc, namesc) = facts(a), facts(c)
+                shared = [n for n in namesa if n in namesc]
+                clash = nega != negc or (numc and numc != numa) or shared != [n for n in namesc if n in shared]
+                out.append(0.1 if clash else 0.9)
+            return out
+
+        r = b.run_suite(predict, SPLIT_PAIRS, LABELS, NOBODY)
+        for name in ("negation", "numbers", "entity_swap"):
+            assert rates(r)[name] == 0.0, (name, r)
+
+    def test_on_real_mrpc_validation(self, mrpc_raw):
+        split = mrpc_raw["validation"]
+        overlap = rates(b.suite_on_split(b.overlap_classifier, split, NOBODY))
+        assert overlap["symmetry"] == overlap["identity"] == 0.0
+        assert min(overlap[n] for n in b.CALIBRATION["overlap"]) > 0.5, overlap
+        assert "symmetry" in b.suite_on_split(b.first_sentence_classifier, split)["failed"]
+        assert b.suite_on_split(b.constant_classifier(1), split)["failed"] == ["unrelated"]
+
+
+class TestPredictorContract:
+    @pytest.mark.parametrize("bad, said", [
+        (lambda pairs: [0.5] * (len(pairs) - 1), "values of shape"),
+        (lambda pairs: [1.5] * len(pairs), r"outside \[0, 1\]"),
+        (lambda pairs: [float("nan")] * len(pairs), "NaN"),
+        (lambda pairs: 1 / 0, "raised ZeroDivisionError"),
+        (lambda pairs: ["equivalent"] * len(pairs), "not numbers"),
+    ])
+    def test_a_bad_predictor_is_named_on_one_line(self, bad, said):
+        with pytest.raises(b.PredictorError, match=said) as caught:
+            b.run_suite(bad, SPLIT_PAIRS, LABELS)
+        assert "\n" not in str(caught.value)
+
+    def test_cli_bad_predictor_exits_2_with_one_line(self, tmp_path, glue_dir, capsys):
+        (tmp_path / "mine.py").write_text("def predict(pairs):\n    return [2.0 for _ in pairs]\n")
+        assert main(["behave", "--predictor", f"{tmp_path / 'mine.py'}:predict", "--data", glue_dir]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "outside [0, 1]" in err[0] and "Traceback" not in err[0]
+
+    def test_cli_missing_function_exits_2(self, tmp_path, glue_dir, capsys):
+        (tmp_path / "mine.py").write_text("x = 1\n")
+        assert main(["behave", "--predictor", f"{tmp_path / 'mine.py'}:predict", "--data", glue_dir]) == 2
+        assert "has no attribute 'predict'" in capsys.readouterr().err
+
+    def test_a_users_predictor_file_imports_its_neighbours(self, tmp_path, glue_dir, capsys):
+        (tmp_path / "helper.py").write_text("def p(pairs):\n    return [0.9 if a.split()[0] == c.split()[0] else 0.1 for a, c in pairs]\n")
+        (tmp_path / "mine.py").write_text("from helper import p\n\ndef predict(pairs):\n    return p(pairs)\n")
+        out = tmp_path / "b.json"
+        code = main(["behave", "--predictor", f"{tmp_path / 'mine.py'}:predict", "--data", glue_dir, "--json", str(out)])
+        result = json.loads(out.read_text())
+        assert code == (1 if result["failed"] else 0)
+        for test in result["tests"]:
+            assert set(test) >= {"name", "type", "capability", "cases", "failures", "failure_rate", "threshold", "status", "examples"}
+        assert "test " in capsys.readouterr().out  # the table's header
+
+
+class TestModelPredictor:
+    def test_probabilities_are_the_models_softmax_in_the_order_given(self, tiny_model_dir):
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        predict = b.model_predictor(tiny_model_dir, batch_size=3)
+        got = predict(SPLIT_PAIRS)
+        model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir).eval()
+        tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+        for (a, c), p in zip(SPLIT_PAIRS, got):  # one pair at a time, no padding: the oracle
+            with torch.no_grad():
+                logits = model(**tokenizer(a, c, return_tensors="pt")).logits
+            assert p == pytest.approx(torch.softmax(logits, -1)[0, 1].item(), abs=1e-5)
+        assert predict(SPLIT_PAIRS[::-1]) == pytest.approx(got[::-1], abs=1e-6)  # eval mode: no dropout, order kept
+
+
+class TestOneFigureEverywhere:
+    def test_behave_evaluate_and_the_train_report_agree(self, tmp_path, tiny_model_dir, glue_dir, capsys):
+        out = tmp_path / "behave.json"
+        assert main(["behave", "--model", tiny_model_dir, "--data", glue_dir, "--json", str(out),
+                     *[f"--threshold={n}=none" for n in b.TEST_NAMES]]) == 0
+        behave = json.loads(out.read_text())
+        evaluated = tmp_path / "eval.json"
+        assert main(["evaluate", "--model", tiny_model_dir, "--data", glue_dir, "--output", str(evaluated)]) == 0
+        from_evaluate = json.loads(evaluated.read_text())["behaviour"]
+        figures = lambda r: [(t["name"], t["cases"], t["failures"]) for t in r["tests"]]  # noqa: E731
+        assert figures(behave) == figures(from_evaluate)
+        assert sum(t["cases"] for t in behave["tests"]) > 0
+
+        run = tmp_path / "run"
+        assert main(["train", "--model", tiny_model_dir, "--data", glue_dir, "--epochs", "1", "--output-dir", str(run)]) == 0
+        report = json.loads((run / "report.json").read_text())
+        again = tmp_path / "again.json"
+        main(["behave", "--model", str(run / "model"), "--data", glue_dir, "--json", str(again)])
+        assert figures(report["behaviour"]) == figures(json.loads(again.read_text()))
+        capsys.readouterr()
+
+    def test_train_without_behaviour(self, tmp_path, tiny_model_dir, glue_dir, capsys):
+        run = tmp_path / "run"
+        assert main(["train", "--model", tiny_model_dir, "--data", glue_dir, "--epochs", "1", "--output-dir", str(run),
+                     "--no-behaviour"]) == 0
+        assert "behaviour" not in json.loads((run / "report.json").read_text())
+        capsys.readouterr()
