@@ -82,11 +82,15 @@ def checked(predict: Predictor, name: str = "predictor") -> Callable[[list[Pair]
             first = (str(exc).strip().splitlines() or [""])[0][:160]
             raise PredictorError(f"the {name} raised {type(exc).__name__}: {first} (on {len(pairs)} pairs): "
                                  "it must take a list of (sentence1, sentence2) and return P(equivalent) per pair") from exc
-        try:
-            import numpy as np
+        import numpy as np
 
+        try:
+            if hasattr(values, "detach"):  # a torch tensor, on any device, with or without grad
+                values = values.detach().float().cpu().numpy()
+            elif not hasattr(values, "__len__"):  # a generator or other iterable
+                values = list(values)
             array = np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
+        except Exception as exc:
             raise PredictorError(f"the {name} returned {type(values).__name__}, not numbers: return one "
                                  "P(equivalent) per pair (a list, array or tensor of floats)") from exc
         if array.ndim != 1 or len(array) != len(pairs):

@@ -185,6 +185,19 @@ class TestPredictorContract:
             b.run_suite(bad, SPLIT_PAIRS, LABELS)
         assert "\n" not in str(caught.value)
 
+    def test_tensors_and_generators_are_accepted(self):
+        import torch
+
+        as_tensor = lambda pairs: torch.tensor(b.overlap_classifier(pairs), requires_grad=True)  # noqa: E731
+        as_generator = lambda pairs: (p for p in b.overlap_classifier(pairs))  # noqa: E731
+        expected = rates(b.run_suite(b.overlap_classifier, SPLIT_PAIRS, LABELS, NOBODY))
+        for predict in (as_tensor, as_generator):
+            assert rates(b.run_suite(predict, SPLIT_PAIRS, LABELS, NOBODY)) == pytest.approx(expected)
+
+    def test_both_class_probabilities_are_refused_naming_the_shape(self):
+        with pytest.raises(b.PredictorError, match=r"shape \(\d+, 2\).*exactly one P\(equivalent\) per pair"):
+            b.run_suite(lambda pairs: [[0.3, 0.7]] * len(pairs), SPLIT_PAIRS, LABELS)
+
     def test_cli_bad_predictor_exits_2_with_one_line(self, tmp_path, glue_dir, capsys):
         (tmp_path / "mine.py").write_text("def predict(pairs):\n    return [2.0 for _ in pairs]\n")
         assert main(["behave", "--predictor", f"{tmp_path / 'mine.py'}:predict", "--data", glue_dir]) == 2
