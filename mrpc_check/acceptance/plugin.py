@@ -270,14 +270,14 @@ def mrpc_behaviour(pytestconfig):
     from mrpc_check.errors import ConfigError
 
     thresholds = dict(THRESHOLDS)
-    for name in TEST_NAMES:
-        given = pytestconfig.getoption(f"--mrpc-behaviour-{name.replace('_', '-')}")
-        if given is not None:
-            thresholds[name] = parse_threshold(given)
     try:
+        for name in TEST_NAMES:
+            given = pytestconfig.getoption(f"--mrpc-behaviour-{name.replace('_', '-')}")
+            if given is not None:
+                thresholds[name] = parse_threshold(given)
         return Suite(thresholds=thresholds, margin=pytestconfig.getoption("--mrpc-behaviour-margin"))
     except ConfigError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        raise pytest.UsageError(f"--mrpc-behaviour-*: {exc}") from None
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,21 @@ class TestOptions:
         suite.runpytest("--mrpc-min-f1=0.9", "--mrpc-model=my/ckpt").assert_outcomes(passed=1)
         suite.runpytest().assert_outcomes(failed=1)  # defaults 0.85 / minilm do not match
 
+    def test_behaviour_thresholds_default_and_override(self, suite):
+        suite.makepyfile(
+            """
+            def test_suite(mrpc_behaviour):
+                t = mrpc_behaviour.thresholds
+                assert (t["symmetry"], t["negation"], t["identity"], mrpc_behaviour.margin) == (0.3, None, 0.05, 0.2)
+            """
+        )
+        suite.runpytest("--mrpc-behaviour-symmetry=0.3", "--mrpc-behaviour-margin=0.2").assert_outcomes(passed=1)
+        suite.runpytest("--mrpc-behaviour-symmetry=0.3", "--mrpc-behaviour-margin=0.2",
+                        "--mrpc-behaviour-negation=0.5").assert_outcomes(failed=1)
+        result = suite.runpytest("--mrpc-behaviour-entity-swap=lots")
+        assert result.ret != 0
+        result.stdout.fnmatch_lines(["*a behaviour threshold is a failure rate in [[]0, 1[]] or 'none', got 'lots'*"])
+
     def test_options_listed_in_one_group(self, suite):
         result = suite.runpytest("--help")
         result.stdout.fnmatch_lines(["*MRPC fine-tuning checks*", "*--mrpc-data=MRPC_DATA*", "*--mrpc-min-f1=*"])
