@@ -262,12 +262,12 @@ def _behaviour_into_report(cfg: TrainConfig, report: dict) -> dict:
     Run here, above the pipeline, on the model folder the run saved: the pipeline does not import
     acceptance, and the figures are the ones ``mrpc-check behave --model OUTPUT/model`` gives.
     """
-    from mrpc_check.acceptance.behaviour import failure_lines, model_predictor, suite_on_split
+    from mrpc_check.acceptance.behaviour import failure_lines, model_behaviour
     from mrpc_check.pipeline.data import load_mrpc
     from mrpc_check.pipeline.report import REPORT_NAME, write_json
 
     out = Path(cfg.output_dir).expanduser()
-    result = suite_on_split(model_predictor(str(out / "model"), device=cfg.device), load_mrpc(cfg.data)["validation"])
+    result = model_behaviour(str(out / "model"), load_mrpc(cfg.data)["validation"], device=cfg.device)
     report = {**report, "behaviour": result}
     write_json(out / REPORT_NAME, report)
     for line in failure_lines(result):
@@ -277,29 +277,30 @@ def _behaviour_into_report(cfg: TrainConfig, report: dict) -> dict:
 
 def _behave(args: argparse.Namespace) -> int:
     """Behaviour tests of a model folder or a user's predictor: a table, exit 1 when a thresholded test fails."""
-    from mrpc_check.acceptance.behaviour import (THRESHOLDS, Suite, TEST_NAMES, format_table, load_predictor,
-                                                 model_predictor, parse_threshold, suite_on_split)
+    from mrpc_check.acceptance.behaviour import (TEST_NAMES, format_table, load_predictor, model_behaviour,
+                                                 suite_from, suite_on_split)
     from mrpc_check.errors import ConfigError, DataError
     from mrpc_check.pipeline.data import load_mrpc
     from mrpc_check.pipeline.report import atomic_write_text
 
-    thresholds = dict(THRESHOLDS)
+    overrides = {}
     for item in args.threshold:
         name, sep, rate = item.partition("=")
         if not sep or name.strip() not in TEST_NAMES:
             raise ConfigError(f"--threshold {item!r}: write TEST=RATE (or TEST=none) with TEST one of {', '.join(TEST_NAMES)}")
-        thresholds[name.strip()] = parse_threshold(rate)
-    suite = Suite(thresholds=thresholds, **({"margin": args.margin} if args.margin is not None else {}))
+        overrides[name.strip()] = rate
+    suite = suite_from(overrides, args.margin)
     if args.batch_size <= 0:
         raise ConfigError(f"--batch-size must be a positive integer, got {args.batch_size}")
     raw = load_mrpc(args.data or default_data_source())
     if args.split not in raw:
         raise DataError(f"split {args.split!r} is not in this MRPC source (it has {', '.join(raw)}): pick one of those")
     if args.predictor:
-        predict, name = load_predictor(args.predictor), f"predictor {args.predictor}"
+        name = f"predictor {args.predictor}"
+        result = suite_on_split(load_predictor(args.predictor), raw[args.split], suite, name)
     else:
-        predict, name = model_predictor(args.model, batch_size=args.batch_size, device=args.device), f"model {args.model}"
-    result = suite_on_split(predict, raw[args.split], suite, name)
+        name = f"model {args.model}"
+        result = model_behaviour(args.model, raw[args.split], suite, args.device, args.batch_size, name)
     result = {**result, "split": args.split, "classifier": name}
     print(f"behaviour of {name} on {args.split}")
     print(format_table(result))
@@ -385,11 +386,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             metrics = run_evaluation(args.model, args.data or default_data_source(), args.split, args.batch_size, args.device,
                                      _floors_from(args))
             if args.behaviour:
-                from mrpc_check.acceptance.behaviour import model_predictor, suite_on_split
+                from mrpc_check.acceptance.behaviour import model_behaviour
                 from mrpc_check.pipeline.data import load_mrpc
 
-                result = suite_on_split(model_predictor(args.model, device=args.device), load_mrpc(args.data or default_data_source())[args.split])
-                metrics["behaviour"] = result
+                metrics["behaviour"] = model_behaviour(args.model, load_mrpc(args.data or default_data_source())[args.split],
+                                                       device=args.device)
             if args.output:
                 write_json(Path(args.output), metrics)
             print(json.dumps(metrics, indent=2))

@@ -43,7 +43,7 @@ Pair = tuple[str, str]
 Predictor = Callable[[list[Pair]], Sequence[float]]
 
 TEST_NAMES = ("symmetry", "identity", "unrelated", "surface", "negation", "numbers", "entity_swap")
-MARGIN = 0.1  # DIR: how far P(equivalent) must fall (the issue's default; see README for the measured drops)
+MARGIN = 0.1  # DIR: how far P(equivalent) must fall (README, Behaviour: the reference model's drops)
 EXAMPLES = 5  # failing cases kept per test
 
 # Failure rates above which a test fails, from the reference model (MiniLM, walkthrough recipe, MRPC
@@ -304,9 +304,9 @@ def _unrelated(pairs, labels):
     n = len(pairs)
     if n < 2:
         return []
-    shift = n // 2  # i -> i + n/2 moves every pair: a derangement, and far from each pair's neighbours
-    return [Case(after=(pairs[i][0], pairs[(i + shift) % n][1]), edit=f"s2 of pair {(i + shift) % n}") for i in range(n)
-            if pairs[i][1] != pairs[(i + shift) % n][1]]
+    # i -> i + n/2 moves every pair: a derangement, and far from each pair's neighbours
+    partners = [(i, (i + n // 2) % n) for i in range(n)]
+    return [Case(after=(pairs[i][0], pairs[j][1]), edit=f"s2 of pair {j}") for i, j in partners if pairs[i][1] != pairs[j][1]]
 
 
 def _surface(pairs, labels):
@@ -377,6 +377,20 @@ def parse_threshold(text: str) -> Optional[float]:
         return float(text)
     except ValueError:
         raise ConfigError(f"a behaviour threshold is a failure rate in [0, 1] or 'none', got {text!r}") from None
+
+
+def suite_from(overrides: dict, margin: Optional[float] = None) -> Suite:
+    """The default suite with ``overrides`` (``{test: "0.05" | "none"}``) and ``margin`` applied.
+
+    Raises:
+        ConfigError: an unknown test, a rate that is not in [0, 1] or 'none', a margin outside (0, 1).
+    """
+    thresholds = dict(THRESHOLDS)
+    for name, text in overrides.items():
+        if name not in TEST_NAMES:
+            raise ConfigError(f"unknown behaviour test {name!r}: the tests are {', '.join(TEST_NAMES)}")
+        thresholds[name] = parse_threshold(text)
+    return Suite(thresholds=thresholds, **({"margin": margin} if margin is not None else {}))
 
 
 def _failed(test: BehaviourTest, case: Case, p_after: float, p_before: Optional[float], margin: float) -> bool:
@@ -458,6 +472,14 @@ def suite_on_split(predict: Predictor, dataset, suite: Optional[Suite] = None, n
     pairs = list(zip(dataset["sentence1"], dataset["sentence2"]))
     labels = dataset["label"] if "label" in dataset.column_names else None
     return run_suite(predict, pairs, labels, suite, name)
+
+
+def model_behaviour(model: str, dataset, suite: Optional[Suite] = None, device: str = "cpu", batch_size: int = 64,
+                    name: Optional[str] = None) -> dict:
+    """:func:`run_suite` for a model folder on a loaded split: what ``behave --model``, ``train``'s report,
+    ``evaluate`` and the acceptance tests all report."""
+    predict = model_predictor(model, batch_size=batch_size, device=device)
+    return suite_on_split(predict, dataset, suite, name or f"model {model}")
 
 
 def format_table(result: dict) -> str:

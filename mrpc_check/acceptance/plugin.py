@@ -266,16 +266,13 @@ def mrpc_floors(pytestconfig):
 @pytest.fixture(scope="session")
 def mrpc_behaviour(pytestconfig):
     """The behaviour suite (:class:`mrpc_check.acceptance.behaviour.Suite`) from the --mrpc-behaviour-* options."""
-    from mrpc_check.acceptance.behaviour import THRESHOLDS, TEST_NAMES, Suite, parse_threshold
+    from mrpc_check.acceptance.behaviour import TEST_NAMES, suite_from
     from mrpc_check.errors import ConfigError
 
-    thresholds = dict(THRESHOLDS)
+    given = {name: pytestconfig.getoption(f"--mrpc-behaviour-{name.replace('_', '-')}") for name in TEST_NAMES}
     try:
-        for name in TEST_NAMES:
-            given = pytestconfig.getoption(f"--mrpc-behaviour-{name.replace('_', '-')}")
-            if given is not None:
-                thresholds[name] = parse_threshold(given)
-        return Suite(thresholds=thresholds, margin=pytestconfig.getoption("--mrpc-behaviour-margin"))
+        return suite_from({name: rate for name, rate in given.items() if rate is not None},
+                          pytestconfig.getoption("--mrpc-behaviour-margin"))
     except ConfigError as exc:
         raise pytest.UsageError(f"--mrpc-behaviour-*: {exc}") from None
 

@@ -86,9 +86,9 @@ def assert_verdict(report, floors, sweep_run=None):
 
 def judge_behaviour(model_dir, dataset, suite, record, label):
     """The behaviour tests of a model folder on one split: recorded, then any thresholded failure fails."""
-    from mrpc_check.acceptance.behaviour import failure_lines, format_table, model_predictor, suite_on_split
+    from mrpc_check.acceptance.behaviour import failure_lines, format_table, model_behaviour
 
-    result = suite_on_split(model_predictor(str(model_dir), device="cpu"), dataset, suite, f"model {label}")
+    result = model_behaviour(str(model_dir), dataset, suite, name=f"model {label}")
     print(format_table(result))
     record({"behaviour_of": label, **{t["name"]: t["failure_rate"] for t in result["tests"]}})
     failures = list(failure_lines(result))
