@@ -18,7 +18,7 @@ def train(tmp_path, model, data, *extra):
 
 class TestTrain:
     @pytest.mark.parametrize("loop", ["manual", "accelerate", "trainer"])
-    def test_writes_report_model_and_curves(self, tmp_path, tiny_model_dir, glue_dir, capsys, loop):
+    def test_writes_report_model_and_curves(self, tmp_path, tiny_model_dir, glue_dir, capsys, loop, draws_curves):
         rc, out = train(tmp_path, tiny_model_dir, glue_dir, "--loop", loop)
         assert rc == 0
         printed = capsys.readouterr().out
@@ -193,7 +193,10 @@ class TestFastPreset:
         assert all(getattr(cfg, k) == v for k, v in config.FAST_PRESET.items() if k not in ("lr", "mixed_precision"))
         # bf16 only where the CPU multiplies it natively; elsewhere fp32, and one line says why.
         assert cfg.mixed_precision == ("bf16" if native else "no")
-        assert ("no native bf16" in capsys.readouterr().err) == (not native)
+        said = capsys.readouterr().err.strip().splitlines()
+        assert len(said) == 1 and said[0].startswith("--fast: ")  # one line says what --fast changed
+        assert "--dropout 0.0" in said[0] and "--freeze-layers" in said[0] and "--lr" not in said[0]  # not what the user set
+        assert ("no native bf16" in said[0]) == (not native)
         forced = _config_from(build_parser().parse_args(["train", "--fast", "--device", "cpu", "--mixed-precision", "bf16"]))
         assert forced.mixed_precision == "bf16"
         plain = _config_from(build_parser().parse_args(["train"]))

@@ -47,6 +47,7 @@ class StepRecord:
     lrs: list  # learning rate of each param group, as the step uses it
     weight_decays: list  # weight decay of each param group
     grad_norm: float  # global L2 norm of the gradients the step applies
+    updated: frozenset = frozenset()  # names of the parameters this step applies a gradient to
     grads: Optional[dict] = None  # parameter name -> gradient copy (steps listed in capture)
     weights: Optional[dict] = None  # parameter name -> weight copy before the step
 
@@ -59,6 +60,7 @@ class Observation:
     steps: list = field(default_factory=list)
     final_lrs: list = field(default_factory=list)  # each group's lr after training (after the last scheduler step)
     optimizers: int = 0  # distinct optimizers that stepped
+    dropout: float = 0.0  # the largest dropout rate in the model's modules when the run started
     # 1-based optimizer step -> L2 norm of the gradients already in .grad when each parameter's first
     # gradient of that step arrived (tensor hooks fire before accumulation): 0 when zero_grad cleared them.
     leftover: dict = field(default_factory=dict)
@@ -137,6 +139,8 @@ class Observer:
             register_optimizer_step_pre_hook(self._before_step),
         ]
         self._handles += [p.register_hook(self._gradient_hook(p)) for p in self.model.parameters() if p.requires_grad]
+        rates = [m.p for m in self.model.modules() if isinstance(m, torch.nn.Dropout)]
+        self.observation.dropout = float(max(rates, default=0.0))
         return self
 
     def _gradient_hook(self, param: torch.Tensor):
@@ -213,6 +217,7 @@ class Observer:
             lrs=[float(g["lr"]) for g in optimizer.param_groups],
             weight_decays=[float(g.get("weight_decay", 0.0)) for g in optimizer.param_groups],
             grad_norm=norm,
+            updated=frozenset(self._names.get(id(p)) for p in params if p.grad is not None) - {None},
         )
         if len(self.observation.steps) + 1 in self.capture:
             named = [(self._names.get(id(p)), p) for p in params]

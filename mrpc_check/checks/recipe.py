@@ -18,6 +18,8 @@ flag                   what the observation must show
 --max-grad-norm        every applied gradient norm equal to it
 --batch-size           forwards of that many rows
 --lr                   the peak rate used
+--dropout              the model's dropout rates at 0 (the baseline's are not)
+--freeze-layers        no step updates the embeddings or layer 0; the baseline's steps do
 =====================  ===================================================================
 """
 
@@ -129,6 +131,22 @@ def _lr(o, b):
     return max(s.lrs[0] for s in o.steps) == 3e-4 != max(s.lrs[0] for s in b.steps), f"peak lr {max(s.lrs[0] for s in o.steps):.1e}"
 
 
+def _dropout(o, b):
+    return o.dropout == 0.0 < b.dropout, f"largest dropout rate {o.dropout} (baseline {b.dropout})"
+
+
+def _frozen(names) -> set:
+    return {n for n in names if ".embeddings." in n or ".layer.0." in n}
+
+
+def _freeze(o, b):
+    touched = set().union(*(s.updated for s in o.steps))
+    baseline = set().union(*(s.updated for s in b.steps))
+    frozen, trained = _frozen(touched), touched - _frozen(touched)
+    return (not frozen and bool(_frozen(baseline)) and bool(trained),
+            f"{len(frozen)} embedding/layer-0 tensors updated (baseline {len(_frozen(baseline))}), {len(trained)} others")
+
+
 FLAGS = (
     Flag("seed", ("--seed", "7"), _seed),
     Flag("weight_decay", ("--weight-decay", "0.1"), _decay),
@@ -141,6 +159,8 @@ FLAGS = (
     Flag("max_grad_norm", ("--max-grad-norm", "0.001"), _clip),
     Flag("batch_size", ("--batch-size", "2"), _batch),
     Flag("lr", ("--lr", "3e-4"), _lr),
+    Flag("dropout", ("--dropout", "0"), _dropout),
+    Flag("freeze_layers", ("--freeze-layers", "1"), _freeze),
 )
 
 

@@ -91,12 +91,15 @@ def load_tokenizer(checkpoint: str):
         raise _load_error(checkpoint, exc) from exc
 
 
-def load_model(checkpoint: str, label_names: Sequence[str], require_head: bool = False):
+def load_model(checkpoint: str, label_names: Sequence[str], require_head: bool = False, dropout: Optional[float] = None,
+               freeze_layers: int = 0):
     """A sequence classifier with one output per label and the label names in its config.
 
     Args:
         require_head: the checkpoint must carry a trained classification head (evaluate-only use:
             scoring a freshly initialised head would score random weights, not the user's model).
+        dropout: every dropout rate of the model (None: the checkpoint's own).
+        freeze_layers: the embeddings and the first N encoder layers get no gradient (0: none).
 
     Raises:
         ModelError: missing weights, unreachable Hub id, a head of another size, or no head
@@ -133,7 +136,60 @@ def load_model(checkpoint: str, label_names: Sequence[str], require_head: bool =
             f"{checkpoint!r} has no trained classification head ({', '.join(map(str, fresh))[:80]} newly initialised): "
             "it is a pretrained model, not a fine-tuned one; fine-tune it first (mrpc-check train, or --mrpc-model for the acceptance)"
         )
+    if dropout is not None:
+        set_dropout(model, dropout)
+    if freeze_layers:
+        freeze_bottom(model, freeze_layers)
     return model
+
+
+# Where a sequence classifier keeps its encoder layers: BERT and RoBERTa, DistilBERT, others.
+_LAYER_PATHS = ("encoder.layer", "transformer.layer", "encoder.layers", "layers")
+
+
+def encoder_layers(model: torch.nn.Module) -> Optional[torch.nn.ModuleList]:
+    base = getattr(model, "base_model", model)
+    for path in _LAYER_PATHS:
+        found = base
+        for part in path.split("."):
+            found = getattr(found, part, None)
+        if isinstance(found, torch.nn.ModuleList):
+            return found
+    return None
+
+
+def freeze_bottom(model: torch.nn.Module, n: int) -> None:
+    """No gradient for the embeddings and the first ``n`` encoder layers: the backward pass stops above them.
+
+    Raises:
+        ConfigError: the model's layers cannot be found, or ``n`` leaves none to train.
+    """
+    layers = encoder_layers(model)
+    if layers is None:
+        raise ConfigError(f"--freeze-layers: no encoder layers found in {type(model).__name__} "
+                          f"(looked for {', '.join(_LAYER_PATHS)}); use --freeze-layers 0")
+    if n >= len(layers):
+        raise ConfigError(f"--freeze-layers {n}: the model has {len(layers)} encoder layers and at least one must train; "
+                          f"use at most {len(layers) - 1}")
+    base = getattr(model, "base_model", model)
+    embeddings = getattr(base, "embeddings", None) or base.get_input_embeddings()
+    for module in (embeddings, *layers[:n]):
+        for param in module.parameters():
+            param.requires_grad_(False)
+
+
+def set_dropout(model: torch.nn.Module, p: float) -> None:
+    """Every dropout rate of the model to ``p``: the modules, the attention's own rate, and the saved config."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+        for attr in ("dropout_prob", "attention_dropout", "dropout_p"):  # SDPA paths that read a float, not a module
+            if isinstance(getattr(module, attr, None), float):
+                setattr(module, attr, p)
+    config = getattr(model, "config", None)
+    for key, value in (config.to_dict().items() if config is not None else ()):
+        if "dropout" in key and isinstance(value, float):
+            setattr(config, key, p)
 
 
 def _no_decay(name: str) -> bool:

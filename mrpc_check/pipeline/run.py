@@ -114,7 +114,7 @@ def _train(cfg: TrainConfig, floors: Optional[Rules], command: Optional[list]) -
     collator = make_collator(tokenizer, cfg.pad_to_multiple_of)
     # 4. model (the head's initialisation draws from the seed)
     set_seed(cfg.seed)
-    model = load_model(checkpoint, raw["train"].features["label"].names)
+    model = load_model(checkpoint, raw["train"].features["label"].names, dropout=cfg.dropout, freeze_layers=cfg.freeze_layers)
     # 5-7. loaders, optimizer, loop with the metric after each epoch; SIGTERM/SIGINT stop at a
     # step boundary with a checkpoint (Trainer keeps its own checkpoints and signal handling).
     if cfg.loop == "trainer":

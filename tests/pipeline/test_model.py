@@ -196,3 +196,46 @@ class TestOptimizerKernel:
         monkeypatch.setattr(torch.optim, "AdamW", no_fused)
         opt = build_optimizer(tiny_model_factory(), lr=5e-5)
         assert opt.defaults["foreach"] is True and not opt.defaults["fused"]
+
+
+class TestDropoutAndFreezing:
+    """`--dropout` and `--freeze-layers` (both in `--fast`): observed in what the model does, not only in its config."""
+
+    @pytest.fixture
+    def batch(self, mrpc_tokenizer):
+        return dict(mrpc_tokenizer(["the cat sat on the mat"], ["a cat was on a mat"], return_tensors="pt"))
+
+    def test_no_dropout_makes_two_training_forwards_identical(self, tiny_model_dir, batch):
+        # A metamorphic relation: in train mode, dropout draws new masks per forward; at rate 0 it draws none.
+        for dropout, identical in ((0.0, True), (None, False)):
+            model = load_model(tiny_model_dir, ["not_equivalent", "equivalent"], dropout=dropout).train()
+            torch.manual_seed(0)
+            first = model(**batch).logits
+            second = model(**batch).logits
+            assert torch.equal(first, second) == identical, f"dropout={dropout}"
+
+    def test_the_saved_config_records_the_rate(self, tiny_model_dir):
+        model = load_model(tiny_model_dir, ["not_equivalent", "equivalent"], dropout=0.0)
+        rates = {k: v for k, v in model.config.to_dict().items() if "dropout" in k and isinstance(v, float)}
+        assert rates and set(rates.values()) == {0.0}
+
+    def test_frozen_layers_get_no_gradient_and_the_rest_do(self, tiny_model_dir, batch):
+        model = load_model(tiny_model_dir, ["not_equivalent", "equivalent"], freeze_layers=1).train()
+        model(**batch, labels=torch.tensor([1])).loss.backward()
+        got_grad = {n for n, p in model.named_parameters() if p.grad is not None}
+        frozen = {n for n, _ in model.named_parameters() if ".embeddings." in n or ".layer.0." in n}
+        assert frozen and not (got_grad & frozen)
+        assert got_grad == {n for n, _ in model.named_parameters()} - frozen  # layer 1, pooler, head
+        assert build_optimizer(model, 1e-3).param_groups[0]["params"]  # the optimizer holds only what trains
+        held = {id(p) for g in build_optimizer(model, 1e-3).param_groups for p in g["params"]}
+        assert not any(id(p) in held for n, p in model.named_parameters() if n in frozen)
+
+    def test_freezing_every_layer_is_refused_naming_the_limit(self, tiny_model_dir):
+        with pytest.raises(ConfigError, match="has 2 encoder layers.*at most 1"):
+            load_model(tiny_model_dir, ["not_equivalent", "equivalent"], freeze_layers=2)
+
+    def test_a_model_without_known_layers_is_refused(self):
+        from mrpc_check.pipeline.model import freeze_bottom
+
+        with pytest.raises(ConfigError, match="no encoder layers found"):
+            freeze_bottom(torch.nn.Linear(2, 2), 1)
