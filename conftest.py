@@ -96,6 +96,10 @@ def pytest_cmdline_main(config):
             and not getattr(option, "usepdb", False) and "PYTEST_XDIST_WORKER" not in os.environ
             and not getattr(option, "collectonly", False)):
         option.numprocesses = "auto"
+    # Tests that share a session-scoped run carry an xdist group (tests/checks/conftest.py): keep
+    # each group on one worker, unless the user chose how to distribute.
+    if getattr(option, "numprocesses", None) not in (None, 0, "0") and getattr(option, "dist", "no") == "no":
+        option.dist = "loadgroup"
 
 # Under pytest-xdist each worker gets its share of the cores: 2 workers x 2 threads on 2 cores
 # spend more time contending than computing.

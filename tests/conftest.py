@@ -74,3 +74,21 @@ def arch_tokenizers(mrpc_tokenizer):
     from mrpc_check.testing import train_tokenizer
 
     return {"bert": mrpc_tokenizer, "roberta": train_tokenizer("roberta"), "distilbert": train_tokenizer("distilbert")}
+
+
+@pytest.fixture(autouse=True)
+def _curves_where_read(request, monkeypatch):
+    """In-process runs draw curves.png only in tests that ask for it (the ``draws_curves`` fixture).
+
+    Drawing one costs matplotlib's import on each worker and a PNG per run, in the ~50 quick tests
+    that train through the CLI and never look at it; the tests that read the file request it.
+    Runs in a subprocess (the integration tier) draw as users' runs do.
+    """
+    if "draws_curves" not in request.fixturenames:
+        monkeypatch.setattr("mrpc_check.pipeline.run.draw_curves", lambda report, path: None)
+
+
+@pytest.fixture
+def draws_curves():
+    """Request this to have in-process training runs draw curves.png, as the CLI does."""
+    return True

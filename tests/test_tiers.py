@@ -46,15 +46,17 @@ def test_integration_tests_run_only_when_asked(project, args, ran):
     assert (header in result.stdout.str()) == ("test_process" not in ran)
 
 
-@pytest.mark.parametrize("args, workers", [
-    (["-m", "not slow"], "auto"),
-    (["-m", "not slow", "--integration"], "auto"),
-    (["-m", "slow"], None),  # one long run: both cores in one process
-    (["-m", "slow and not gpu"], None),
-    (["-m", "not slow", "-n", "0"], 0),  # the user's choice stands
-    (["-m", "not slow", "--pdb"], None),
+@pytest.mark.parametrize("args, workers, dist", [
+    (["-m", "not slow"], "auto", "loadgroup"),  # tests that share a battery stay on the worker that built it
+    (["-m", "not slow", "--integration"], "auto", "loadgroup"),
+    (["-m", "not slow", "-n", "2"], 2, "loadgroup"),  # what tox passes
+    (["-m", "not slow", "-n", "2", "--dist", "load"], 2, "load"),  # the user's choice stands
+    (["-m", "slow"], None, "no"),  # one long run: both cores in one process
+    (["-m", "slow and not gpu"], None, "no"),
+    (["-m", "not slow", "-n", "0"], 0, "no"),  # the user's choice stands
+    (["-m", "not slow", "--pdb"], None, "no"),
 ])
-def test_xdist_spreads_the_quick_tiers_only(project, monkeypatch, args, workers):
+def test_xdist_spreads_the_quick_tiers_only(project, monkeypatch, args, workers, dist):
     pytest.importorskip("xdist", reason="pip install pytest-xdist (the test extra) to check the default spreading")
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # this suite may itself run on a worker
     hooks = {}
@@ -62,3 +64,4 @@ def test_xdist_spreads_the_quick_tiers_only(project, monkeypatch, args, workers)
     config = project.parseconfig(*args)
     hooks["pytest_cmdline_main"](config)
     assert config.option.numprocesses == workers
+    assert config.option.dist == dist

@@ -32,3 +32,14 @@ def test_base_run_exercises_every_boundary(battery_for):
     evals = [len(f.rows) for f in run.observation.eval_forwards()]
     assert evals == ([4] * 7 + [2]) * 2
     assert [f.steps_before for f in run.observation.eval_forwards()][0] == 3  # after epoch 1, before epoch 2
+
+
+def test_tests_that_share_a_battery_share_an_xdist_group(request):
+    """Under `--dist loadgroup` (the default spreading), a battery is built on one worker only."""
+    sharing = [i for i in request.session.items if "battery_for" in i.fixturenames]
+    if not sharing:
+        pytest.skip("no battery test collected in this run")
+    groups = {i.nodeid: [m.args[0] for m in i.iter_markers("xdist_group")] for i in sharing}
+    assert all(len(g) == 1 for g in groups.values()), groups
+    loops = {i.callspec.params.get("loop", "manual") for i in sharing if hasattr(i, "callspec")}
+    assert {g[0] for g in groups.values()} == {f"battery-{loop}" for loop in loops | {"manual"}}
