@@ -5,7 +5,7 @@
 MiniLM (the offline stand-in for bert-base-uncased). ``default``: the walkthrough recipe as
 `mrpc-check train` runs it (batch 8 in random order, fp32, fused AdamW at 5e-5). ``fast``:
 `--fast` as it resolves on this CPU (batch 32 length-grouped, lr 1e-4, no dropout, embeddings and
-the first 3 layers frozen; bf16 autocast only where the CPU multiplies bf16 natively). After a few warm-up steps, ``--steps`` steps run under
+the first 2 layers frozen; bf16 autocast only where the CPU multiplies bf16 natively). After a few warm-up steps, ``--steps`` steps run under
 the profiler, each split into data (collation), forward, backward and optimizer blocks. Prints
 a table of the step's wall time by block and, within the operators, by kind (matrix products,
 attention, normalisation, elementwise and the rest), with the matrix products' achieved

@@ -134,7 +134,7 @@ def _recipe_args(p) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the newest whole checkpoint in --output-dir [off]")
     p.add_argument("--fast", action="store_true",
                    help="fastest measured mode: --group-by-length --mixed-precision bf16 --batch-size 32 --lr 1e-4 --dropout 0 "
-                        "--freeze-layers 3 (flags given explicitly win; bf16 only where the CPU has it natively) [off]")
+                        "--freeze-layers 2 (flags given explicitly win; bf16 only where the CPU has it natively) [off]")
 
 
 def _recipe_file(path: str) -> dict:
