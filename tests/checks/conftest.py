@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(items):
     """One xdist group per shared battery: every test that reads a battery runs on the worker that built it.
 
     Spread over workers at random, each worker would build the same battery and repeat its runs
-    (the six loops' checks took 87 worker-seconds on 2 workers against 54 in one process).
+    (our six loops' battery tests on 2 workers: 45.8 s with the groups, 48.1 s with --dist load).
     """
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
