@@ -185,7 +185,7 @@ def main(argv=None) -> int:
                        epochs=1 if args.quick else 3, max_train_samples=QUICK_TRAIN_SAMPLES if args.quick else None)
     preset, note = fast_preset("cpu")  # what `--fast` picks on this CPU: fp32 where bf16 is only emulated
     if note:
-        print(note)
+        print(f"--fast: {note}")
     fast = {**preset, "batch_size": args.fastest_batch_size, "lr": args.fastest_lr}
     contenders = {
         "trainer": lambda: pipeline_run(make_config(base, loop="trainer", output_dir=str(scratch / "trainer"))),

@@ -18,9 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_train import gemm_peak  # noqa: E402  one peak measurement for every benchmark
 
 GEMM = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
 ATTENTION = ("scaled_dot_product", "softmax", "_flash_attention")
@@ -43,16 +47,6 @@ def kind(name: str) -> str:
     return "other operators"
 
 
-def gemm_peak() -> float:
-    """fp32 GFLOP/s of a 1024^3 matrix product on this machine, now."""
-    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
-    a @ b
-    started, n = time.perf_counter(), 10
-    for _ in range(n):
-        a @ b
-    return 2 * 1024 ** 3 * n / (time.perf_counter() - started) / 1e9
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=os.environ.get("MRPC_DATA"), help="GLUE MRPC folder [$MRPC_DATA]")
@@ -65,7 +59,7 @@ def main() -> None:
     if not args.data:
         raise SystemExit("profile_step.py: pass --data DIR (a GLUE MRPC folder) or set MRPC_DATA")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    peak_before = gemm_peak()
+    peak_before = gemm_peak(torch.float32)
     results = {}
     for mode in (("default", "fast") if args.mode == "both" else (args.mode,)):
         results[mode] = profile_mode(args, mode, peak_before)
@@ -86,7 +80,7 @@ def profile_mode(args, mode: str, peak_before: float) -> dict:
     from mrpc_check.pipeline.config import TrainConfig, fast_preset
     from mrpc_check.pipeline.data import load_mrpc
     from mrpc_check.pipeline.model import autocast_context, build_optimizer, load_model, load_tokenizer, resolve_checkpoint
-    from mrpc_check.pipeline.tokenize import max_length_for, tokenize_dataset
+    from mrpc_check.pipeline.tokenize import max_length_for, token_lengths, tokenize_dataset
 
     d = TrainConfig()
     recipe = {"batch_size": d.batch_size, "lr": d.lr, "group_by_length": False, "dropout": None, "freeze_layers": 0,
@@ -101,7 +95,7 @@ def profile_mode(args, mode: str, peak_before: float) -> dict:
     model = load_model(checkpoint, raw["train"].features["label"].names, dropout=recipe["dropout"],
                        freeze_layers=recipe["freeze_layers"]).train()
     optimizer = build_optimizer(model, recipe["lr"])
-    lengths = [len(x) for x in tokenized["train"].with_format(None)["input_ids"]] if recipe["group_by_length"] else None
+    lengths = token_lengths(tokenized["train"]) if recipe["group_by_length"] else None
     loader = iter(make_train_loader(tokenized["train"], make_collator(tokenizer), recipe["batch_size"], 42, lengths=lengths))
     amp = torch.bfloat16 if recipe["mixed_precision"] == "bf16" else None
 
@@ -131,7 +125,7 @@ def profile_mode(args, mode: str, peak_before: float) -> dict:
         for _ in range(args.steps):
             step(blocks)
     wall = time.perf_counter() - started
-    peak = max(peak_before, gemm_peak())
+    peak = max(peak_before, gemm_peak(torch.float32))
 
     kinds: dict = {}
     gemm_flops = 0.0

@@ -232,7 +232,7 @@ def _config_from(args: argparse.Namespace) -> TrainConfig:
                 values[key] = value
                 changed.append(f"--{key.replace('_', '-')}" + ("" if value is True else f" {value}"))
         # One line says what --fast changed (the report records the resolved recipe), and why bf16 is not among them.
-        why = f"; {note.split(': ', 1)[1]}" if note and values["mixed_precision"] == defaults.mixed_precision else ""
+        why = f"; {note}" if note and values["mixed_precision"] == defaults.mixed_precision else ""
         print(f"--fast: {' '.join(changed) or 'nothing (every setting given explicitly)'}{why}", file=sys.stderr)
     return make_config(**values)
 

@@ -53,7 +53,7 @@ def fast_preset(device: str = "auto") -> tuple[dict, Optional[str]]:
     on_cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
     if on_cpu and not cpu_has_native_bf16():
         preset["mixed_precision"] = "no"
-        return preset, ("--fast: this CPU has no native bf16 matrix multiply (torch would emulate it, far slower "
+        return preset, ("this CPU has no native bf16 matrix multiply (torch would emulate it, far slower "
                         "than fp32): training in fp32; pass --mixed-precision bf16 to force bf16")
     return preset, None
 
