@@ -12,7 +12,8 @@ import time
 from typing import Iterable, Optional
 
 # Importing the families registers their checks, in the order the table lists them.
-from mrpc_check.checks import inputs, padding, schedule, gradients, evaluation, seed, labels, resume, precision, multiprocess  # noqa: F401
+from mrpc_check.checks import (inputs, padding, coverage, grouping, schedule, optimizer, gradients, evaluation,  # noqa: F401
+                               seed, labels, resume, precision, multiprocess)
 from mrpc_check.checks.harness import Arch, Battery
 from mrpc_check.checks.verdict import REGISTRY, STATUSES, Verdict, judge
 

@@ -16,6 +16,15 @@ Optional attributes on the adapter:
   optimizer step) and ``recipe.resume`` (continue from the latest one); enables the resume check.
 * ``distributed = True``: the loop runs under ``torchrun`` / ``accelerate launch`` on several
   processes; enables the 2-process checks.
+* ``supports = {...}``: the recipe features the loop implements (:data:`FEATURES`; all of them
+  when the attribute is absent, so a loop that forgot one still fails). A feature left out is
+  declared absent: the battery never varies it, runs the loop at its neutral value (accumulation
+  1, no clipping, no warmup, weight decay 0, fp32) and reports the checks that judge it as
+  ``skip`` with the declaration as the reason. ``"resume"`` and ``"distributed"`` may be listed
+  here too: the same as ``resumable = True`` / ``distributed = True``.
+
+One place says it all: :func:`capabilities` reads the three attributes and refuses an unknown
+feature name with the nearest known one.
 """
 
 from __future__ import annotations
@@ -33,6 +42,72 @@ from mrpc_check.errors import MrpcCheckError
 
 class AdapterError(MrpcCheckError):
     """An adapter that cannot be imported or returns the wrong thing (exit 2, one line)."""
+
+
+# Recipe features a loop may declare absent, each with the recipe fields it covers and their neutral
+# value: what the battery runs a loop at when it does not implement the feature.
+FEATURES = {
+    "grad_accum": {"grad_accum": 1},  # micro-batches per optimizer step
+    "max_grad_norm": {"max_grad_norm": None},  # global gradient-norm clipping
+    "warmup": {"warmup_steps": 0, "warmup_ratio": 0.0},  # linear warmup, as steps or as a ratio
+    "weight_decay": {"weight_decay": 0.0},  # AdamW decoupled decay, the recipe's value
+    "mixed_precision": {"mixed_precision": "no"},  # fp16 / bf16 autocast
+}
+# How a loop is run rather than what it computes: opt-in, off unless declared.
+RUN_MODES = ("resume", "distributed")
+
+
+def did_you_mean(word: str, known) -> str:
+    """' (did you mean X?)' for the nearest known name, or ''."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a loop declares: the recipe features it implements, and whether it resumes or runs on several processes."""
+
+    features: frozenset
+    resumable: bool = False
+    distributed: bool = False
+    declared: bool = False  # the adapter has a ``supports`` attribute (else every feature is assumed)
+
+    def absent(self) -> list:
+        return [f for f in FEATURES if f not in self.features]
+
+    def neutral(self, recipe: "Recipe") -> "Recipe":
+        """``recipe`` with every declared-absent feature at its neutral value."""
+        changes = {field: value for f in self.absent() for field, value in FEATURES[f].items()}
+        return recipe.replace(**changes) if changes else recipe
+
+    def to_dict(self) -> dict:
+        return {"supports": sorted(self.features), "absent": self.absent(), "resumable": self.resumable,
+                "distributed": self.distributed, "declared": self.declared}
+
+
+def capabilities(adapter, name: str = "adapter") -> Capabilities:
+    """Read ``supports``, ``resumable`` and ``distributed`` off an adapter; refuse unknown names in one line.
+
+    Raises:
+        AdapterError: ``supports`` is not a collection of names, or names an unknown feature.
+    """
+    declared = getattr(adapter, "supports", None)
+    if declared is None:
+        features = set(FEATURES)
+    else:
+        if isinstance(declared, str) or not hasattr(declared, "__iter__"):
+            raise AdapterError(f"{name}.supports = {declared!r}: give a set of feature names, e.g. "
+                               f"{{'grad_accum', 'max_grad_norm'}}; known: {', '.join([*FEATURES, *RUN_MODES])}")
+        features = {str(f) for f in declared}
+        unknown = sorted(features - set(FEATURES) - set(RUN_MODES))
+        if unknown:
+            raise AdapterError(f"{name}.supports names unknown feature {unknown[0]!r}{did_you_mean(unknown[0], [*FEATURES, *RUN_MODES])}; "
+                               f"known: {', '.join([*FEATURES, *RUN_MODES])}")
+    resumable = bool(getattr(adapter, "resumable", False)) or "resume" in features
+    distributed = bool(getattr(adapter, "distributed", False)) or "distributed" in features
+    return Capabilities(frozenset(features & set(FEATURES)), resumable, distributed, declared is not None)
 
 
 @dataclass(frozen=True)
@@ -126,7 +201,8 @@ def load_adapter(spec: str) -> Adapter:
     """
     spec = BUILTIN.get(spec, spec)
     if ":" not in spec:
-        raise AdapterError(f"--loop {spec!r}: write package.module:adapter (or file.py:adapter, or one of {', '.join(BUILTIN)})")
+        raise AdapterError(f"--loop {spec!r}: write package.module:adapter (or file.py:adapter, or one of "
+                           f"{', '.join(BUILTIN)}){did_you_mean(spec, BUILTIN)}")
     adapter = import_object(spec, "--loop", AdapterError, "adapter function")
     attr = spec.rpartition(":")[2]
     if isinstance(adapter, type):  # a loop class such as the catalogue's: its instances are adapters
@@ -137,6 +213,7 @@ def load_adapter(spec: str) -> Adapter:
     if not callable(adapter):
         raise AdapterError(f"--loop {spec!r}: {attr!r} is a {type(adapter).__name__}, not a callable adapter")
     check_signature(adapter, spec)
+    capabilities(adapter, f"--loop {spec!r}: {attr}")  # an unknown feature name is refused now, not mid-battery
     try:
         adapter.mrpc_spec = spec  # lets the 2-process checks import the same adapter in each rank
     except (AttributeError, TypeError):  # a builtin or slotted callable: 2-process checks will skip
@@ -180,7 +257,8 @@ def import_object(spec: str, option: str, error: type, what: str):
     try:
         return getattr(module, attr)
     except AttributeError:
-        raise error(f"{option} {spec!r}: {where!r} has no attribute {attr!r}: name the {what} after the colon") from None
+        hint = did_you_mean(attr, [n for n in vars(module) if not n.startswith("_")])
+        raise error(f"{option} {spec!r}: {where!r} has no attribute {attr!r}{hint}: name the {what} after the colon") from None
 
 def check_signature(adapter: Adapter, spec: str = "adapter") -> None:
     """Refuse an adapter that cannot take (model, train_dataset, eval_dataset, collator, recipe)."""

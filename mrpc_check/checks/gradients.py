@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from mrpc_check.checks.harness import CAPTURE
+from mrpc_check.checks.harness import CAPTURE, MRPC_BATCH, MRPC_TRAIN
 from mrpc_check.checks.verdict import check, crashed, fail, ok, warn
 
 TOL = 1e-3  # relative L2 error; fp32 reassociation between padded batches and single examples is ~1e-6 here
@@ -62,8 +62,6 @@ def _ready(name, battery, run, needed: int):
     return None
 
 
-# What the battery's groups mean at the walkthrough's data: MRPC's 3,668 training pairs, batch 8.
-MRPC_TRAIN, MRPC_BATCH = 3668, 8
 
 
 def last_group_effect(accum: int, n: int = MRPC_TRAIN, batch: int = MRPC_BATCH) -> tuple[int, list, list, list]:

@@ -64,6 +64,10 @@ class Observation:
     # 1-based optimizer step -> L2 norm of the gradients already in .grad when each parameter's first
     # gradient of that step arrived (tensor hooks fire before accumulation): 0 when zero_grad cleared them.
     leftover: dict = field(default_factory=dict)
+    # Each optimizer's param groups at its first step: {"lr", "initial_lr", "weight_decay", "names", "frozen",
+    # "foreign"}; names are the model's parameter names ("foreign": tensors that are not the model's).
+    groups: list = field(default_factory=list)
+    trainable: list = field(default_factory=list)  # names of the model's parameters with requires_grad, at the start
 
     def train_forwards(self) -> list:
         return [f for f in self.forwards if f.grad_enabled]
@@ -139,6 +143,7 @@ class Observer:
             register_optimizer_step_pre_hook(self._before_step),
         ]
         self._handles += [p.register_hook(self._gradient_hook(p)) for p in self.model.parameters() if p.requires_grad]
+        self.observation.trainable = [n for n, p in self.model.named_parameters() if p.requires_grad]
         rates = [m.p for m in self.model.modules() if isinstance(m, torch.nn.Dropout)]
         self.observation.dropout = float(max(rates, default=0.0))
         return self
@@ -209,6 +214,16 @@ class Observer:
     def _before_step(self, optimizer, args, kwargs):
         if isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer):
             return  # a wrapper (e.g. Accelerate's) whose inner optimizer reports the same step
+        if id(optimizer) not in self._optimizers:
+            for g in optimizer.param_groups:
+                names = [self._names.get(id(p)) for p in g["params"]]
+                self.observation.groups.append({
+                    "optimizer": len(self._optimizers), "lr": float(g["lr"]),
+                    "initial_lr": float(g.get("initial_lr", g["lr"])), "weight_decay": float(g.get("weight_decay", 0.0)),
+                    "names": [n for n in names if n], "foreign": sum(n is None for n in names),
+                    "frozen": [n for n, p in zip(names, g["params"]) if n and not p.requires_grad],
+                    "type": type(optimizer).__name__,
+                })
         self._optimizers[id(optimizer)] = optimizer
         params = [p for g in optimizer.param_groups for p in g["params"]]
         grads = [p.grad for p in params if p.grad is not None]
@@ -225,3 +240,40 @@ class Observer:
             record.weights = {n: p.detach().float().cpu().clone() for n, p in named if n}
         self.observation.steps.append(record)
         self._seen = set()
+
+
+def training_epochs(observation: Observation, epochs: int) -> list:
+    """The training forwards of each epoch, as the loop fed them.
+
+    A loop feeds the same number of micro-batches every epoch (``drop_last`` or not), so an even
+    split of the training forwards by ``epochs`` is the epochs; failing that, evaluation passes
+    between training forwards mark the boundaries; failing that, a training row seen again starts
+    a new epoch. Never a cut of the row stream into chunks of the dataset's size, which mixes two
+    epochs as soon as one of them is short.
+    """
+    train = observation.train_forwards()
+    if epochs > 0 and train and len(train) % epochs == 0:
+        per = len(train) // epochs
+        return [train[i : i + per] for i in range(0, len(train), per)]
+    chunks, current, evaluated = [], [], False
+    for f in observation.forwards:
+        if not f.grad_enabled:
+            evaluated = bool(current)
+            continue
+        if evaluated:
+            chunks.append(current)
+            current, evaluated = [], False
+        current.append(f)
+    if current:
+        chunks.append(current)
+    if len(chunks) == epochs:
+        return chunks
+    chunks, current, seen = [], [], set()
+    for f in train:
+        rows = [r for r in f.rows if r is not None]
+        if current and any(r in seen for r in rows):
+            chunks.append(current)
+            current, seen = [], set()
+        current.append(f)
+        seen.update(rows)
+    return chunks + ([current] if current else [])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from mrpc_check.checks.harness import N_TRAIN
-from mrpc_check.checks.verdict import Verdict, check, crashed, fail, ok
+from mrpc_check.checks.verdict import Verdict, check, crashed, declared_absent, fail, ok
 
 CLIP = 1e-3  # far below any real gradient norm here, so clipping binds at every step
 
@@ -49,47 +49,140 @@ def fed_steps(run) -> int:
     return expected_steps(recipe)
 
 
+def _linear(warmup: int, total: int, position: int) -> float:
+    """The linear schedule with warmup, as a fraction of the peak, after ``position`` scheduler steps."""
+    if position < warmup:
+        return position / max(1, warmup)
+    return max(0.0, (total - position) / max(1, total - warmup))
+
+
+def infer_schedule(lrs: list, final: float, peak: float, strides=(1,), expect: tuple = (None, None)):
+    """What a linear schedule must have been sized for to give ``lrs`` (and ``final`` after the last step).
+
+    Returns ``(warmup, total, stride, offset)``: the scheduler stood at ``offset + stride * k`` at
+    optimizer step k (0-based), or None when no linear schedule with warmup fits. ``total`` is None
+    when the rate never left its warmup (any total above the positions seen fits). Few steps can fit
+    several schedules: the one sharing most with ``expect`` (the recipe's warmup and total) wins,
+    then one scheduler step per optimizer step.
+    """
+    if not lrs or peak <= 0:
+        return None
+    fractions = [lr / peak for lr in lrs] + [final / peak]
+
+    def fits(warmup, total, stride, offset):
+        return all(math.isclose(f, _linear(warmup, total if total is not None else 10**9, offset + stride * k),
+                                rel_tol=1e-5, abs_tol=1e-9) for k, f in enumerate(fractions))
+
+    found = []
+    for stride in dict.fromkeys(strides):
+        for offset in range(0, stride + 1):
+            positions = [offset + stride * k for k in range(len(fractions))]
+            warmups = {0} | ({expect[0]} if expect[0] is not None else set())
+            for pos, f in zip(positions, fractions):
+                if 0 < f < 1 and pos > 0:
+                    warmups.add(round(pos / f))  # a point on the rising line
+                elif math.isclose(f, 1.0, rel_tol=1e-6):
+                    warmups.add(pos)  # the peak: warmup ended at or before it
+            for warmup in sorted(warmups):
+                totals = {None} | ({expect[1]} if expect[1] is not None else set())
+                for pos, f in zip(positions, fractions):
+                    if pos >= warmup and 0 < f < 1:  # a point on the falling line: total - pos = f * (total - warmup)
+                        totals.add(round((pos - f * warmup) / (1 - f)))
+                    elif pos >= warmup and f == 0:
+                        totals.update(range(max(warmup, pos - stride * len(fractions)), pos + 1))
+                for total in sorted(totals, key=lambda t: -1 if t is None else t):
+                    if (total is None or total > warmup) and fits(warmup, total, stride, offset):
+                        found.append((warmup, total, stride, offset))
+    if not found:
+        return None
+    return min(found, key=lambda f: (-(f[0] == expect[0]) - (f[1] == expect[1]), f[2] != 1, f[3], f[0]))
+
+
+def diagnose(run, total: int, warmup: int, processes: int = 1, micro: int = 0) -> tuple[str, str]:
+    """(bug, fix) for a schedule whose rates are not the closed form, from what it was sized for."""
+    recipe = run.recipe if hasattr(run, "recipe") else run["recipe"]
+    lrs = [s.lrs[0] for s in run.observation.steps] if hasattr(run, "observation") else run["lrs"]
+    final = (run.observation.final_lrs or [float("nan")])[0] if hasattr(run, "observation") else run["final"]
+    accum = recipe.grad_accum
+    fix = ("size the schedule as ceil(len(loader) / grad_accum) x epochs from the loader actually iterated "
+           "(after accelerator.prepare) and call scheduler.step() once, after optimizer.step()")
+    found = infer_schedule(lrs, final, recipe.lr, strides=(1, accum, processes, accum * processes), expect=(warmup, total))
+    if found is None:
+        peaked = lrs.index(max(lrs)) if lrs else 0
+        return ("the rates follow no linear schedule with warmup at the recipe's peak "
+                f"(peak observed at step {peaked + 1}, {max(lrs, default=0):.6g})"), fix
+    w, t, stride, offset = found
+    if stride > 1 and stride == processes and processes > 1:
+        return (f"the scheduler advanced {stride} times per optimizer step: a scheduler passed to accelerator.prepare "
+                f"steps once per process (split_batches=False), so it must be sized for all processes' batches",
+                "size it from the loader before prepare (len(unsharded loader) / grad_accum x epochs) when passing it to "
+                "prepare, or do not pass it to prepare when sizing it from the prepared loader")
+    if stride > 1:
+        return (f"the schedule runs ahead: it advanced {stride} times per optimizer step (sized for {t} steps, warmup {w}): "
+                "scheduler stepped per micro-batch", fix)
+    if t is None:
+        return (f"warmup of {w} optimizer steps, not {warmup}: the rate never reached its peak in {len(lrs)} steps "
+                "(a warmup fixed in the loop, or given in another unit)",
+                "take the warmup from the recipe (num_warmup_steps=recipe.warmup_steps, or ceil(ratio x total))")
+    if w != warmup:
+        if w == 0 and warmup > 0:
+            return (f"ignores the recipe's warmup (no warmup for {warmup} steps asked): if the loop has no warmup by design, "
+                    "declare it (supports without 'warmup')",
+                    "pass num_warmup_steps from recipe.warmup_steps / warmup_ratio, or leave 'warmup' out of adapter.supports")
+        return (f"warmup of {w} optimizer steps, not {warmup}: warmup miscounted (or given in another unit)",
+                "num_warmup_steps = recipe.warmup_steps, or ceil(warmup_ratio x the optimizer steps)")
+    epochs = recipe.epochs
+    per_epoch = micro // epochs if micro and epochs else 0
+    if processes > 1 and per_epoch and t > total:
+        return (f"sized for {t} steps, {total} taken on each of {processes} processes: the schedule was sized before "
+                f"accelerator.prepare (from the unsharded loader), and each process iterates 1/{processes} of it, so the "
+                "rate never reaches 0", "build the scheduler after prepare, from len(prepared loader) / grad_accum x epochs "
+                "(or pass it to prepare, which steps it once per process)")
+    if per_epoch and accum > 1 and t == per_epoch * epochs // accum and t != total:
+        return (f"sized for {t} steps, {total} taken: `len(loader) * epochs // grad_accum` floors "
+                f"({per_epoch} x {epochs} // {accum}); a short last group per epoch still steps",
+                "size it as math.ceil(len(loader) / grad_accum) * epochs")
+    if per_epoch and accum > 1 and t == per_epoch * epochs:
+        return (f"sized for {t} micro-batches, {total} optimizer steps taken: the schedule counts micro-batches, but it "
+                "advances once per optimizer step (under accelerator.accumulate() the prepared scheduler too), so the "
+                "rate never reaches 0", "size it as math.ceil(len(loader) / grad_accum) * epochs")
+    if t > total:
+        return (f"the schedule lags: sized for {t} steps, {total} taken, so it never reaches 0", fix)
+    return (f"sized for {t} steps, {total} taken: the rate reaches 0 before the end", fix)
+
+
 def schedule_verdict(name: str, run, processes: int = 1) -> Verdict:
     recipe = run.recipe
     steps = run.observation.steps
     total = expected_steps(recipe, processes=processes) if processes > 1 else fed_steps(run)
+    micro = len(run.observation.train_forwards())
     if len(steps) != total:
         more = len(steps) > total
         return fail(name, f"{len(steps)} optimizer steps, expected ceil(batches / {recipe.grad_accum}) x {recipe.epochs} = {total}",
                     "optimizer stepped per micro-batch" if more else "steps lost (accumulation groups not closed at epoch end?)",
                     "step once per group of grad_accum micro-batches, and once more for a short last group of an epoch")
     warmup = warmup_of(recipe, total)
-    lrs = [record.lrs[0] for record in steps]
+    final = run.observation.final_lrs[0] if run.observation.final_lrs else float("nan")
     for k, record in enumerate(steps):
         want = linear_lr(recipe, k, total)
         if not math.isclose(record.lrs[0], want, rel_tol=1e-6, abs_tol=1e-12):
-            # The warmup the loop used: the step at which its rate peaked (the closed form peaks at step `warmup`).
-            peaked = lrs.index(max(lrs))
-            # "Ahead": higher than the closed form while warming up, lower while decaying.
-            ahead = record.lrs[0] > want if k < warmup else record.lrs[0] < want
-            other = recipe.replace(warmup_steps=peaked, warmup_ratio=0.0)
-            if peaked != warmup and all(math.isclose(lr, linear_lr(other, j, total), rel_tol=1e-6, abs_tol=1e-12)
-                                        for j, lr in enumerate(lrs)):
-                bug = f"warmup of {peaked} optimizer steps, not {warmup}: warmup miscounted (or given in another unit)"
-            elif ahead:
-                bug = "the schedule runs ahead: scheduler stepped per micro-batch (or before optimizer.step())"
-            else:
-                bug = "the schedule lags: sized for more steps than taken, or warmup ignored"
+            bug, fix = diagnose(run, total, warmup, processes, micro)
             return fail(name, f"step {k + 1} of {total} used lr {record.lrs[0]:.6g}, closed form {want:.6g} "
-                        f"(warmup {warmup}, peak {recipe.lr:g})", bug,
-                        "size the schedule as ceil(len(loader) / grad_accum) x epochs from the loader actually iterated "
-                        "(after accelerator.prepare) and call scheduler.step() once, after optimizer.step()")
-    final = run.observation.final_lrs[0] if run.observation.final_lrs else float("nan")
+                        f"(warmup {warmup}, peak {recipe.lr:g})", bug, fix)
     if final != 0.0:
-        return fail(name, f"lr after the last step is {final:.6g}, not 0",
-                    "schedule sized for more steps than the loop takes (e.g. before accelerator.prepare)",
-                    "size the schedule from the prepared loader, with accumulation counted")
+        bug, fix = diagnose(run, total, warmup, processes, micro)
+        return fail(name, f"lr after the last step is {final:.6g}, not 0", bug, fix)
     return ok(name, f"{total} steps, every lr equal to the closed form (warmup {warmup_of(recipe, total)}), final lr 0.0")
 
 
-@check("schedule", oracle="closed form of the linear schedule; lr observed at each optimizer step")
+@check("schedule", oracle="closed form of the linear schedule; lr observed at each optimizer step", rests_on=("grouping",))
 def check_schedule(battery):
-    """Optimizer steps = ceil(batches / accumulation) x epochs; each step's lr is the closed form (warmup as steps and as ratio); ends at 0."""
+    """Optimizer steps = ceil(batches / accumulation) x epochs; each step's lr is the closed form (warmup as steps and as ratio); ends at 0.
+
+    A mismatch is diagnosed, not only rejected: the warmup, total and scheduler steps per optimizer
+    step that reproduce the observed rates are inferred and named (floored total, micro-batches
+    counted, per-micro-batch stepping, a fixed or ignored warmup).
+    """
     for run in (battery.base_run(), battery.run("clip", clip_recipe(battery))):
         if (v := crashed("schedule", run)) is not None:
             return v
@@ -97,8 +190,10 @@ def check_schedule(battery):
         if not verdict.passed:
             verdict.figure = f"run {run.name!r}: {verdict.figure}"
             return verdict
-    return ok("schedule", f"warmup as 2 steps and as ratio 0.5: {len(battery.base_run().observation.steps)} steps each, "
-              "every lr the closed form, final lr 0.0")
+    steps = len(battery.base_run().observation.steps)
+    if not battery.declares("warmup"):
+        return ok("schedule", f"{steps} steps, every lr the closed form without warmup (warmup declared absent), final lr 0.0")
+    return ok("schedule", f"warmup as 2 steps and as ratio 0.5: {steps} steps each, every lr the closed form, final lr 0.0")
 
 
 def clip_recipe(battery):
@@ -108,6 +203,8 @@ def clip_recipe(battery):
 @check("clipping", oracle="gradient norm observed at each optimizer step against max_grad_norm")
 def check_clipping(battery):
     """With max_grad_norm set, every step applies gradients of exactly that global norm (it binds here)."""
+    if (v := declared_absent(battery, "clipping", "max_grad_norm", "max_grad_norm")) is not None:
+        return v
     run = battery.run("clip", clip_recipe(battery))
     if (v := crashed("clipping", run)) is not None:
         return v
@@ -121,8 +218,15 @@ def check_clipping(battery):
                         "pass recipe.max_grad_norm unchanged to clip_grad_norm_")
     if not norms or worst > 1e-3:
         high = max(norms, default=0.0) > CLIP * 1.001
+        above = sum(n > CLIP * 1.001 for n in norms)
+        if norms and above == len(norms):
+            return fail("clipping", f"global gradient norms at the steps {min(norms):.3g}..{max(norms):.3g}, max_grad_norm {CLIP:g}",
+                        f"ignores recipe.max_grad_norm (max_grad_norm not applied: all {len(norms)} steps above {CLIP:g}): if the "
+                        "loop does not clip by design, declare it (supports without 'max_grad_norm')",
+                        "call clip_grad_norm_(model.parameters(), recipe.max_grad_norm) right before optimizer.step(), "
+                        "or leave 'max_grad_norm' out of adapter.supports")
         return fail("clipping", f"global gradient norms at the steps {min(norms, default=0):.3g}..{max(norms, default=0):.3g}, max_grad_norm {CLIP:g}",
-                    "max_grad_norm not applied" if high else "clipped before the gradients were complete or unscaled",
+                    "max_grad_norm not applied on every step" if high else "clipped before the gradients were complete or unscaled",
                     "call clip_grad_norm_(model.parameters(), max_grad_norm) after the last backward of the group "
                     "(after scaler.unscale_ under fp16), right before optimizer.step()")
     return ok("clipping", f"{len(norms)} steps, every global gradient norm within {worst:.1e} of max_grad_norm {CLIP:g}")

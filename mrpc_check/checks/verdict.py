@@ -86,6 +86,14 @@ def skip(name: str, why: str) -> Verdict:
     return Verdict(name, "skip", why)
 
 
+def declared_absent(battery, name: str, feature: str, field: str) -> Optional[Verdict]:
+    """A skip naming the declaration when the loop declares ``feature`` absent, else None."""
+    if battery.declares(feature):
+        return None
+    return skip(name, f"declared: {battery.name} does not implement recipe.{field} (adapter.supports has no {feature!r}); "
+                "not varied, run at its neutral value")
+
+
 def crashed(name: str, run) -> Optional[Verdict]:
     """A failing verdict when the loop raised during ``run``, else None."""
     if run.error is None:
@@ -127,5 +135,9 @@ def judge(battery, name: str, run_check: Optional[Callable] = None) -> Verdict:
         verdict = run_check(name) if run_check else spec.run(battery)
         if root and verdict.status == "fail":
             verdict = Verdict(name, "fail", verdict.figure, f"fails because `{root}` fails", "", caused_by=root)
+        elif root and verdict.status == "warn":
+            # A graded effect read off a run whose foundation is wrong (an idiom's warning on misaligned
+            # groups) would name the wrong bug: not judged until the root is fixed.
+            verdict = Verdict(name, "skip", f"not judged: it rests on `{root}`, which fails ({verdict.figure})", caused_by=root)
     cache[name] = verdict
     return verdict

@@ -1,0 +1,74 @@
+"""Check: every training row exactly once per epoch (the dropped tail, repeats and extra data).
+
+Oracle: the rows each training forward held (forward hooks, rows recognised by their token ids),
+split into the epochs the loop fed (:func:`~mrpc_check.checks.observe.training_epochs`).
+
+Bugs caught: rows repeated within an epoch, extra (unknown) rows, rows never fed; graded: fewer
+than one batch of rows left out per epoch is ``DataLoader(drop_last=True)``, a warning whose size
+is given at MRPC's recipe; more is a failure. Validation rows among the training rows are the
+label control's finding, not this one's.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from mrpc_check.checks.harness import MRPC_BATCH, MRPC_TRAIN, N_TRAIN
+from mrpc_check.checks.observe import training_epochs
+from mrpc_check.checks.verdict import check, crashed, fail, ok, warn
+
+
+def epoch_rows(run) -> list:
+    """The training-split rows (and unknown rows, as None) each epoch fed, in order."""
+    return [[r for f in epoch for r in f.rows if r is None or r[0] == "train"]
+            for epoch in training_epochs(run.observation, run.recipe.epochs)]
+
+
+def dropped_tail(run, n_train: int = N_TRAIN) -> bool:
+    """Whether the run left out the incomplete last batch of every epoch, and nothing else (``drop_last``)."""
+    batch = run.recipe.batch_size
+    epochs = epoch_rows(run)
+    if not epochs or n_train % batch == 0:
+        return False
+    return all(len(rows) == len(set(rows)) == n_train - n_train % batch and None not in rows for rows in epochs)
+
+
+@check("coverage", oracle="forward hooks: the training rows of every epoch, as fed")
+def check_coverage(battery):
+    """Each epoch feeds every training row exactly once; a dropped incomplete last batch (drop_last) warns."""
+    run = battery.base_run()
+    if (v := crashed("coverage", run)) is not None:
+        return v
+    epochs = epoch_rows(run)
+    if not epochs:
+        return fail("coverage", "no training row was fed", "the loop never trained", "iterate the training loader")
+    batch = run.recipe.batch_size
+    for i, rows in enumerate(epochs):
+        counts = Counter(rows)
+        unknown = counts.pop(None, 0)
+        repeated = sum(c - 1 for c in counts.values())
+        missing = N_TRAIN - len(counts)
+        figure = (f"epoch {i + 1} of {len(epochs)} fed {len(rows)} rows, {len(counts)} distinct, of {N_TRAIN} training rows"
+                  + (f", {unknown} unknown" if unknown else ""))
+        if unknown:
+            return fail("coverage", figure, "extra data: rows that are in no split were trained on",
+                        "train on train_dataset as given (no augmentation or concatenation in the loop)")
+        if repeated:
+            return fail("coverage", f"{figure}: {repeated} fed twice or more", "training rows repeated within an epoch",
+                        "iterate the training loader once per epoch, with one sampler (no replacement, no second pass)")
+        if missing >= batch:
+            return fail("coverage", f"{figure}: {missing} never fed (a batch is {batch})", "training rows dropped within an epoch",
+                        "iterate the whole training loader every epoch (no early break, no max-steps cut inside an epoch)")
+    if dropped_tail(run):
+        left = N_TRAIN % batch
+        changing = len({frozenset(set(range(N_TRAIN)) - {r[1] for r in rows}) for rows in epochs}) > 1
+        mrpc_left = MRPC_TRAIN % MRPC_BATCH
+        return warn("coverage",
+                    f"every epoch fed {N_TRAIN - left} of {N_TRAIN} rows: the incomplete last batch ({left} rows) left out"
+                    f"{', other rows each epoch (shuffled)' if changing else ', the same rows every epoch'}. At MRPC's "
+                    f"{MRPC_TRAIN} training pairs, batch {MRPC_BATCH}: {mrpc_left} rows never trained on per epoch "
+                    f"({mrpc_left / MRPC_TRAIN:.2%}), {'changing each epoch when shuffled' if changing else 'the same ones'}",
+                    "DataLoader(drop_last=True): the incomplete last batch of every epoch is skipped",
+                    "drop drop_last=True from the training DataLoader (a short last batch is harmless with loss weighting), "
+                    "or accept the loss of fewer than one batch of rows per epoch")
+    return ok("coverage", f"{len(epochs)} epochs, each fed all {N_TRAIN} training rows exactly once")
