@@ -22,7 +22,10 @@ def train(model, train_dataset, eval_dataset, collator, *, epochs, batch_size, l
     generator = torch.Generator().manual_seed(seed)  # a new shuffle each epoch, the same for the same seed
     loader = DataLoader(train_dataset, batch_size=batch_size, shuffle=True, collate_fn=collator, generator=generator)
     eval_loader = DataLoader(eval_dataset, batch_size=eval_batch_size, collate_fn=collator)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    # Decay the weight matrices only: biases and LayerNorm gains are exempt, as in BERT's recipe.
+    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
+    decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)
     steps = math.ceil(len(loader) / accum) * epochs  # a short last group still steps
     warmup_steps = warmup if isinstance(warmup, int) else math.ceil(steps * warmup)
     scheduler = get_scheduler("linear", optimizer, num_warmup_steps=warmup_steps, num_training_steps=steps)

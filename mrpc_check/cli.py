@@ -251,13 +251,18 @@ def _verify(args: argparse.Namespace) -> int:
     known = check_names(("fast", "gpu", "distributed"))
     unknown = [n for n in names or [] if n not in known]
     if unknown:
-        raise ConfigError(f"--checks: unknown {', '.join(unknown)}; pick from {', '.join(known)}")
+        from mrpc_check.checks.contract import did_you_mean
+
+        raise ConfigError(f"--checks: unknown {', '.join(unknown)}{did_you_mean(unknown[0], known)}; pick from {', '.join(known)}")
     from mrpc_check.checks.harness import ARCHES
 
+    from mrpc_check.checks.contract import capabilities
+
+    caps = capabilities(adapter, args.loop)
     verdicts = run_battery(adapter, arch=ARCHES[args.arch](), checks=names)
-    print(format_table(args.loop, verdicts))
+    print(format_table(args.loop, verdicts, caps))
     if args.json:
-        atomic_write_text(Path(args.json), to_json(args.loop, verdicts, args.strict) + "\n")
+        atomic_write_text(Path(args.json), to_json(args.loop, verdicts, args.strict, caps) + "\n")
     status = exit_status(verdicts, args.strict)
     if status and args.strict and not any(v.status == "fail" for v in verdicts):
         print(f"{PROG}: --strict: a warning fails the run", file=sys.stderr)

@@ -360,7 +360,20 @@ def mrpc_battery(pytestconfig, mrpc_loop, mrpc_tokenizer):
     """A :class:`mrpc_check.checks.Battery` for ``mrpc_loop`` on --mrpc-arch (tiny BERT over the real vocabulary by default)."""
     from mrpc_check.checks.harness import ARCHES, Battery, bert_arch
 
+    import torch
+
+    from mrpc_check.checks.contract import AdapterError
+
     name = pytestconfig.getoption("--mrpc-arch")
-    battery = Battery(mrpc_loop, bert_arch(mrpc_tokenizer) if name == "bert" else ARCHES[name]())
+    # One thread, as `mrpc-check verify` runs the battery: width-32 models gain nothing from a second
+    # one and lose much when another process holds a core (run_battery's comment has the figures).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        battery = Battery(mrpc_loop, bert_arch(mrpc_tokenizer) if name == "bert" else ARCHES[name]())
+    except AdapterError as exc:
+        torch.set_num_threads(threads)
+        raise pytest.UsageError(str(exc)) from None
     yield battery
     battery.close()
+    torch.set_num_threads(threads)

@@ -36,7 +36,9 @@ def run_battery(adapter, arch: Optional[Arch] = None, checks: Optional[Iterable[
     names = list(checks) if checks else check_names()
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
-        raise KeyError(f"unknown check(s) {', '.join(unknown)}; known: {', '.join(REGISTRY)}")
+        from mrpc_check.checks.contract import did_you_mean
+
+        raise KeyError(f"unknown check(s) {', '.join(unknown)}{did_you_mean(unknown[0], REGISTRY)}; known: {', '.join(REGISTRY)}")
     import torch
 
     # One thread for the tiny models: width-32 matrices gain nothing from a second one, and lose a
@@ -91,9 +93,12 @@ def summary_line(verdicts: list[Verdict]) -> str:
     return f"{c['pass']} passed, {c['fail']} failed, {c['warn']} warned, {c['skip']} skipped"
 
 
-def format_table(loop: str, verdicts: list[Verdict]) -> str:
+def format_table(loop: str, verdicts: list[Verdict], capabilities=None) -> str:
     """check | verdict | measured / likely bug -> fix, one line per check, root causes first."""
-    lines = [f"mrpc-check verify: {loop}", f"{'check':<18} {'verdict':<7} measured / likely bug -> fix"]
+    lines = [f"mrpc-check verify: {loop}"]
+    if capabilities is not None and capabilities.absent():
+        lines.append(f"declared absent (not varied, checks on them skipped): {', '.join(capabilities.absent())}")
+    lines.append(f"{'check':<18} {'verdict':<7} measured / likely bug -> fix")
     for v in _table_order(verdicts):
         if v.caused_by:
             text = f"{v.bug} ({v.figure})" if v.status == "fail" else v.figure
@@ -109,9 +114,11 @@ def format_table(loop: str, verdicts: list[Verdict]) -> str:
     return "\n".join(lines)
 
 
-def to_json(loop: str, verdicts: list[Verdict], strict: bool = False) -> str:
-    """``{"loop", "verdicts": [{check, status, figure, bug, fix, caused_by}], "counts", "root_causes", "failed", "strict", "exit"}``."""
+def to_json(loop: str, verdicts: list[Verdict], strict: bool = False, capabilities=None) -> str:
+    """``{"loop", "capabilities", "verdicts": [{check, status, figure, bug, fix, caused_by}], "counts", "root_causes",
+    "failed", "strict", "exit"}``; ``capabilities``: what the adapter declared (supports, absent, resumable, distributed)."""
     ordered = _table_order(verdicts)
-    return json.dumps({"loop": loop, "verdicts": [v.to_dict() for v in ordered], "counts": counts(verdicts),
+    caps = capabilities.to_dict() if capabilities is not None else None
+    return json.dumps({"loop": loop, "capabilities": caps, "verdicts": [v.to_dict() for v in ordered], "counts": counts(verdicts),
                        "root_causes": root_causes(ordered), "failed": counts(verdicts)["fail"], "strict": strict,
                        "exit": exit_status(verdicts, strict)}, indent=2)

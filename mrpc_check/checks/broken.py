@@ -22,6 +22,14 @@ from torch.utils.data.distributed import DistributedSampler
 from mrpc_check.checks.contract import LoopOutput, Recipe
 
 
+def decay_groups(model, weight_decay: float) -> list:
+    """Two param groups: ``weight_decay`` for weight matrices, 0 for biases and LayerNorm (BERT's convention)."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    exempt = [p for n, p in named if n.endswith("bias") or "LayerNorm" in n]
+    rest = [p for n, p in named if not (n.endswith("bias") or "LayerNorm" in n)]
+    return [{"params": rest, "weight_decay": weight_decay}, {"params": exempt, "weight_decay": 0.0}]
+
+
 def _groups(iterable, size: int):
     """Consecutive lists of ``size`` items (the last may be shorter): one optimizer step each."""
     group = []
@@ -48,10 +56,10 @@ class PlainLoop:
         device = torch.device(recipe.device)
         model.to(device)
         sampler = self.make_sampler(train_dataset, recipe)
-        loader = DataLoader(train_dataset, batch_size=recipe.batch_size, sampler=sampler, collate_fn=collator)
+        loader = DataLoader(train_dataset, batch_size=recipe.batch_size, sampler=sampler, collate_fn=collator, drop_last=self.drop_last)
         eval_loader = DataLoader(self.eval_split(train_dataset, eval_dataset), batch_size=recipe.eval_batch_size, collate_fn=collator)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-        scheduler = self.make_scheduler(optimizer, recipe, math.ceil(len(loader) / recipe.grad_accum) * recipe.epochs)
+        optimizer = self.make_optimizer(model, recipe)
+        scheduler = self.make_scheduler(optimizer, recipe, self.total_steps(len(loader), recipe))
         amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(recipe.mixed_precision)
         scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
         start = self.restore(recipe, model, optimizer, scheduler)
@@ -63,7 +71,7 @@ class PlainLoop:
             self.start_epoch(model, optimizer)
             skip = self.batches_to_skip(start, recipe) if epoch == start["epoch"] else 0
             batches = (b for i, b in enumerate(loader) if i >= skip)
-            for step_in_epoch, group in enumerate(_groups(batches, recipe.grad_accum)):
+            for step_in_epoch, group in enumerate(self.group(batches, recipe.grad_accum)):
                 total_examples = sum(len(b["labels"]) for b in group)
                 for batch in group:
                     batch = self.model_inputs({k: v.to(device) for k, v in batch.items()})
@@ -75,11 +83,26 @@ class PlainLoop:
                 self.optimizer_step(model, optimizer, scheduler, scaler, recipe)
                 done = skip + (step_in_epoch + 1) * recipe.grad_accum
                 self.checkpoint(recipe, model, optimizer, scheduler, epoch, min(done, len(loader)))
+            self.before_evaluation(model, eval_loader, device)
             predictions, metrics = self.evaluate(model, eval_loader, device, amp)
             self.after_evaluation(model)
         return LoopOutput(predictions=predictions, metrics=metrics)
 
     # -- the pieces a broken twin changes -------------------------------------------------------
+    drop_last = False  # DataLoader(drop_last=...) of the training loader
+
+    def make_optimizer(self, model, recipe: Recipe):
+        return torch.optim.AdamW(decay_groups(model, recipe.weight_decay), lr=recipe.lr)
+
+    def total_steps(self, batches: int, recipe: Recipe) -> int:
+        return math.ceil(batches / recipe.grad_accum) * recipe.epochs  # a short last group still steps
+
+    def group(self, batches, accum: int):
+        return _groups(batches, accum)
+
+    def before_evaluation(self, model, eval_loader, device) -> None:
+        pass
+
     def seed_everything(self, seed: int) -> None:
         torch.manual_seed(seed)
 
@@ -369,6 +392,128 @@ class ResumeOneBatchEarly(PlainLoop):
         return max(0, start["batches"] - 1)
 
 
+# -- bugs of the loops the world writes (published scripts), one each ---------------------------
+
+
+class DropsLastBatch(PlainLoop):
+    """``DataLoader(drop_last=True)``: each epoch's incomplete last batch is never trained on (a confined effect)."""
+
+    drop_last = True
+
+
+class AccumulatesOffByOne(PlainLoop):
+    """``if step % accum == 0`` on a 0-based step: every epoch's first step takes one micro-batch, the last leaks on."""
+
+    _hold = False  # the group just run closes no step: its gradient stays in .grad
+
+    def group(self, batches, accum):
+        group = []
+        for step, batch in enumerate(batches):
+            group.append(batch)
+            if step % accum == 0:
+                yield group
+                group = []
+        if group:  # backward runs, no step follows: the published loop carries it into the next epoch
+            self._hold = True
+            yield group
+
+    def scale_loss(self, loss, batch_examples, group_examples, accum):
+        return loss / accum
+
+    def optimizer_step(self, model, optimizer, scheduler, scaler, recipe):
+        if self._hold:
+            self._hold = False
+            return
+        super().optimizer_step(model, optimizer, scheduler, scaler, recipe)
+
+
+class IgnoresGradAccum(PlainLoop):
+    """Steps the optimizer after every micro-batch whatever recipe.grad_accum says (a loop that does not accumulate, undeclared)."""
+
+    def group(self, batches, accum):
+        return _groups(batches, 1)
+
+    def total_steps(self, batches, recipe):
+        return batches * recipe.epochs
+
+    def scale_loss(self, loss, batch_examples, group_examples, accum):
+        return loss
+
+
+class DeclaresNoAccumulation(IgnoresGradAccum):
+    """The same loop with its limits declared: no accumulation, no clipping. Judged on the rest: everything passes."""
+
+    supports = {"warmup", "weight_decay", "mixed_precision", "resume"}
+
+    def optimizer_step(self, model, optimizer, scheduler, scaler, recipe):
+        super().optimizer_step(model, optimizer, scheduler, scaler, recipe.replace(max_grad_norm=None))
+
+
+class IgnoresClipping(PlainLoop):
+    """Never clips, and does not say so: recipe.max_grad_norm is silently ignored."""
+
+    def optimizer_step(self, model, optimizer, scheduler, scaler, recipe):
+        super().optimizer_step(model, optimizer, scheduler, scaler, recipe.replace(max_grad_norm=None))
+
+
+class ScheduleFloored(PlainLoop):
+    """Sizes the schedule as ``len(loader) * epochs // accum``: one step short when an epoch ends in a short group."""
+
+    def total_steps(self, batches, recipe):
+        return batches * recipe.epochs // recipe.grad_accum
+
+
+class ScheduleCountsMicroBatches(PlainLoop):
+    """Sizes the schedule in micro-batches (``len(loader) * epochs``) but steps it per optimizer step: never reaches 0."""
+
+    def total_steps(self, batches, recipe):
+        return batches * recipe.epochs
+
+
+class TorchDefaultWeightDecay(PlainLoop):
+    """``torch.optim.AdamW(model.parameters(), lr=lr)``: torch's default weight decay 0.01 where the recipe says 0."""
+
+    def make_optimizer(self, model, recipe):
+        return torch.optim.AdamW(model.parameters(), lr=recipe.lr)
+
+
+class HeadLeftOutOfOptimizer(PlainLoop):
+    """Builds the optimizer from the encoder's parameters only: the classification head never trains."""
+
+    def make_optimizer(self, model, recipe):
+        return torch.optim.AdamW(decay_groups(model.base_model, recipe.weight_decay), lr=recipe.lr)
+
+
+class DecaysBiasesAndLayerNorm(PlainLoop):
+    """Decays every tensor, biases and LayerNorm included (one param group)."""
+
+    def make_optimizer(self, model, recipe):
+        return torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+
+
+class FitsHeadOnEvaluationLabels(PlainLoop):
+    """Before evaluating, refits the classification head on the evaluation split's labels (least squares on its features).
+
+    A label leak that puts no validation row into a batch the model itself receives (the encoder
+    is called directly, no optimizer steps), so only the label control's chance test can see it.
+    """
+
+    @torch.no_grad()
+    def before_evaluation(self, model, eval_loader, device) -> None:
+        features, targets = [], []
+        for batch in eval_loader:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            pooled = model.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                      token_type_ids=batch.get("token_type_ids")).pooler_output
+            features.append(torch.cat([pooled, torch.ones(len(pooled), 1, device=device)], 1))
+            targets.append(torch.nn.functional.one_hot(batch["labels"], 2).float() * 2 - 1)
+        x, y = torch.cat(features).double(), torch.cat(targets).double()
+        # Ridge, not the bare least squares: 30 rows for 33 unknowns would interpolate, amplifying float noise.
+        solution = torch.linalg.solve(x.T @ x + 0.05 * torch.eye(x.shape[1], dtype=x.dtype), x.T @ y).float()
+        model.classifier.weight.copy_(solution[:-1].T)
+        model.classifier.bias.copy_(solution[-1])
+
+
 class AcceleratedLoop:
     """The walkthrough's Accelerate loop, correct: runs alone or under torchrun / accelerate launch.
 
@@ -392,7 +537,7 @@ class AcceleratedLoop:
         generator = torch.Generator().manual_seed(recipe.seed)
         loader = DataLoader(train_dataset, batch_size=recipe.batch_size, shuffle=True, collate_fn=collator, generator=generator)
         eval_loader = DataLoader(eval_dataset, batch_size=recipe.eval_batch_size, collate_fn=collator)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        optimizer = torch.optim.AdamW(decay_groups(model, recipe.weight_decay), lr=recipe.lr)
         early = self.schedule_before_prepare(optimizer, loader, recipe)
         model, optimizer, loader, eval_loader = accelerator.prepare(model, optimizer, loader, eval_loader)
         scheduler = early or self.schedule(optimizer, loader, recipe, get_scheduler)
@@ -472,6 +617,16 @@ class ScheduleSizedBeforePrepare(AcceleratedLoop):
         return self.schedule(optimizer, loader, recipe, get_scheduler)
 
 
+class PreparedSchedulerSizedAfterPrepare(AcceleratedLoop):
+    """Sizes the schedule from the prepared loader and also passes it to prepare: it advances once per process per step."""
+
+    def schedule(self, optimizer, loader, recipe, get_scheduler):
+        from accelerate.scheduler import AcceleratedScheduler
+
+        # What accelerator.prepare(..., scheduler) returns: a wrapper that steps once per process (split_batches=False).
+        return AcceleratedScheduler(super().schedule(optimizer, loader, recipe, get_scheduler), optimizer)
+
+
 class GatherNotForMetrics(AcceleratedLoop):
     """Gathers predictions with gather: the last batch's padding duplicates are scored too."""
 
@@ -507,6 +662,20 @@ CATALOGUE = (
     Entry(ClipsBeforeUnscaling, "mixed_precision", "clipping before unscaling (fp16)", "before unscaling"),
     Entry(ScheduleSizedBeforePrepare, "schedule_2proc", "schedule sized before prepare", "before accelerator.prepare"),
     Entry(GatherNotForMetrics, "evaluation_2proc", "gather instead of gather_for_metrics", "gather instead of gather_for_metrics"),
+    Entry(PreparedSchedulerSizedAfterPrepare, "schedule_2proc", "scheduler sized after prepare and passed to prepare",
+          "once per process"),
+    # The bugs of published loops.
+    Entry(DropsLastBatch, "coverage", "DataLoader(drop_last=True)", "drop_last", "warn"),
+    Entry(AccumulatesOffByOne, "grouping", "accumulation off by one (step % accum == 0)", "step % grad_accum == 0"),
+    Entry(IgnoresGradAccum, "grouping", "grad_accum ignored, not declared", "ignores recipe.grad_accum"),
+    Entry(IgnoresClipping, "clipping", "max_grad_norm ignored, not declared", "ignores recipe.max_grad_norm"),
+    Entry(ScheduleFloored, "schedule", "schedule sized len(loader) * epochs // accum", "floors"),
+    Entry(ScheduleCountsMicroBatches, "schedule", "schedule sized in micro-batches", "micro-batches"),
+    Entry(TorchDefaultWeightDecay, "optimizer", "torch.optim.AdamW's default weight decay 0.01", "default weight_decay=0.01"),
+    Entry(HeadLeftOutOfOptimizer, "optimizer", "classification head left out of the optimizer", "left out of the optimizer"),
+    Entry(DecaysBiasesAndLayerNorm, "optimizer", "biases and LayerNorm decayed", "biases and LayerNorm", "warn"),
+    Entry(FitsHeadOnEvaluationLabels, "label_control", "head fitted on evaluation labels (no validation row in a batch)",
+          "validation labels reach the model"),
     # Near misses: what a loosened tolerance would let through.
     Entry(ScheduleOneStepLong, "schedule", "schedule sized one step long (lr 0.8 for 0.75 at step 4)", "lags", near_miss=True),
     Entry(WarmupOneStepShort, "schedule", "warmup one step short", "warmup of 1", near_miss=True),

@@ -188,7 +188,7 @@ def _run_torchrun(spec: str, arch: str, out: Path, timeout: int) -> str | None:
 def _worker(out_dir: str, spec: str, arch_name: str) -> None:
     from safetensors.torch import save_file
 
-    from mrpc_check.checks.contract import load_adapter, normalise_output
+    from mrpc_check.checks.contract import capabilities, load_adapter, normalise_output
     from mrpc_check.checks.harness import ARCHES, make_data
     from mrpc_check.checks.observe import Observer, RowIndex
     from mrpc_check.pipeline.batching import make_collator
@@ -205,7 +205,8 @@ def _worker(out_dir: str, spec: str, arch_name: str) -> None:
     error, predictions = None, []
     try:
         with observer:
-            value = adapter(model, data["train"], data["validation"], make_collator(arch.tokenizer), RECIPE_2P)
+            # Declared-absent features at their neutral value, as in the single-process battery.
+            value = adapter(model, data["train"], data["validation"], make_collator(arch.tokenizer), capabilities(adapter).neutral(RECIPE_2P))
         predictions = normalise_output(value, len(data["validation"]), spec).predictions
     except Exception as exc:  # reported, not raised: the parent turns it into a verdict
         error = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"

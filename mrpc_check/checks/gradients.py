@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from mrpc_check.checks.harness import CAPTURE, MRPC_BATCH, MRPC_TRAIN
-from mrpc_check.checks.verdict import check, crashed, fail, ok, warn
+from mrpc_check.checks.verdict import check, crashed, fail, ok, skip, warn
 
 TOL = 1e-3  # relative L2 error; fp32 reassociation between padded batches and single examples is ~1e-6 here
 
@@ -64,10 +64,11 @@ def _ready(name, battery, run, needed: int):
 
 
 
-def last_group_effect(accum: int, n: int = MRPC_TRAIN, batch: int = MRPC_BATCH) -> tuple[int, list, list, list]:
+def last_group_effect(accum: int, n: int = MRPC_TRAIN, batch: int = MRPC_BATCH, drop_last: bool = False) -> tuple[int, list, list, list]:
     """What ``loss / accum`` (or ``accelerator.accumulate``) does at MRPC's size: (optimizer steps per
-    epoch, the last group's micro-batch sizes, the weights it gives them, the right weights)."""
-    sizes = [batch] * (n // batch) + ([n % batch] if n % batch else [])
+    epoch, the last group's micro-batch sizes, the weights it gives them, the right weights).
+    With ``drop_last`` the incomplete last micro-batch is never fed, so it weighs nothing."""
+    sizes = [batch] * (n // batch) + ([n % batch] if n % batch and not drop_last else [])
     groups = [sizes[i : i + accum] for i in range(0, len(sizes), accum)]
     last = groups[-1]
     # Equal weights 1/accum on micro-batch means, against each micro-batch's share of the group's
@@ -76,7 +77,7 @@ def last_group_effect(accum: int, n: int = MRPC_TRAIN, batch: int = MRPC_BATCH) 
 
 
 @check("accumulation", oracle="gradient of the big batch, recomputed outside the loop at the captured weights",
-       rests_on=("inputs", "gradients_cleared"))
+       rests_on=("inputs", "grouping", "gradients_cleared"))
 def check_accumulation(battery):
     """The gradient of an accumulated step equals the big batch's, scale included, also with an uneven last micro-batch.
 
@@ -90,7 +91,9 @@ def check_accumulation(battery):
     if (v := _ready("accumulation", battery, run, 6)) is not None:
         return v
     figures, idiom_steps = [], []
-    for k in (1, 2, 3, 6):  # steps 1, 2: micro-batches [4, 4]; steps 3 and 6 close an epoch with [4, 2]
+    # Steps 1, 2: micro-batches [4, 4]; steps 3 and 6 close an epoch with [4, 2] ([4] under drop_last).
+    # Without accumulation (declared) they are single batches, the last one short: the scale is still judged.
+    for k in (1, 2, 3, 6):
         err, captured, expected, names, micro, record = compare_step(battery, run, k)
         sizes = [len(m) for m in micro]
         figures.append(f"step {k} {sizes}: {err:.1e}")
@@ -116,18 +119,30 @@ def check_accumulation(battery):
                     "weight each micro-batch's mean loss by its size / the group's size (or divide the summed loss "
                     "by the group's example count) and call optimizer.step() once per group")
     if idiom_steps:
-        steps, last, used, right = last_group_effect(accum)
+        from mrpc_check.checks.coverage import dropped_tail
+
+        dropped = dropped_tail(run)
+        steps, last, used, right = last_group_effect(accum, drop_last=dropped)
         worst = max(e for _, _, e in idiom_steps)
         where = ", ".join(f"step {k} {sizes}" for k, sizes, _ in idiom_steps)
+        at = f"At MRPC's {MRPC_TRAIN} training pairs, batch {MRPC_BATCH}, accumulation {accum}" + (", drop_last" if dropped else "")
+        if used == right:
+            size = (f"{at}: {MRPC_TRAIN // MRPC_BATCH if dropped else steps * accum} micro-batches make {steps} full groups "
+                    "per epoch, so no step is affected there (other sizes and batch sizes are)")
+        else:
+            size = (f"{at}: 1 optimizer step in {steps} per epoch is affected (its micro-batches {last} weighted {used} "
+                    f"instead of {right})")
         return warn("accumulation",
                     f"full groups exact; each epoch's last group weighted as loss / {accum}: {where}, relative gradient error "
-                    f"up to {worst:.2f}. At MRPC's {MRPC_TRAIN} training pairs, batch {MRPC_BATCH}, accumulation {accum}: "
-                    f"1 optimizer step in {steps} per epoch is affected (its micro-batches {last} weighted {used} instead of {right})",
+                    f"up to {worst:.2f}. {size}",
                     "micro-batches weighted equally (loss / grad_accum): each epoch's short last group is mis-weighted",
                     "plain loop: multiply each micro-batch's mean loss by its size / the group's example count instead of "
                     "dividing by grad_accum; under accelerator.accumulate(): count the group's examples first and call "
                     "accelerator.backward(loss * accelerator.gradient_accumulation_steps * len(batch) / group_examples), "
                     "since accelerator.backward divides by gradient_accumulation_steps")
+    if not battery.declares("grad_accum"):
+        return skip("accumulation", "declared: the loop does not accumulate (adapter.supports has no 'grad_accum'); at "
+                    "accumulation 1 each step's gradient equals its batch's, relative error " + ", ".join(figures))
     return ok("accumulation", "gradient equals the big batch's; relative error " + ", ".join(figures))
 
 
@@ -151,6 +166,12 @@ def check_gradients_cleared(battery):
     own micro-batches; any weighting or scale passes here (that is the accumulation check's
     finding), a gradient cleared after backward and before the step does not.
     """
+    from mrpc_check.checks.optimizer import membership_explains
+
+    return membership_explains(battery, _gradients_cleared(battery))
+
+
+def _gradients_cleared(battery):
     run = _base(battery)
     if (v := _ready("gradients_cleared", battery, run, 6)) is not None:
         return v

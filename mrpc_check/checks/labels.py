@@ -86,8 +86,9 @@ def check_label_control(battery):
         if (v := crashed("label_control", run)) is not None:
             return v
         fit = fitted_fraction(battery, run.model, labels)
-        if fit >= MIN_FIT:
-            break
+        if fit >= MIN_FIT or (len(run.output.predictions) == len(battery.eval_labels)
+                              and chance_z(run.output.predictions, list(battery.eval_labels))[2] > Z_MAX):
+            break  # informative, or a leak already proven: no further attempt can clear it
     predictions = run.output.predictions
     if len(predictions) != len(battery.eval_labels):
         return fail("label_control", f"{len(predictions)} predictions for {len(battery.eval_labels)} validation rows",

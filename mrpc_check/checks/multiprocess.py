@@ -18,7 +18,7 @@ import math
 
 from mrpc_check.checks.distributed import PROCESSES, RECIPE_2P, distributed_run
 from mrpc_check.checks.gradients import TOL, _flat, _rel
-from mrpc_check.checks.schedule import expected_steps, linear_lr
+from mrpc_check.checks.schedule import diagnose, expected_steps, linear_lr, warmup_of
 from mrpc_check.checks.verdict import check, fail, ok, skip
 
 
@@ -38,7 +38,7 @@ def two_process_check(name: str, oracle: str, rests_on: tuple = ()):
 
 def _two(name: str, battery):
     """(result, None) when the 2-process run is usable, else (None, verdict)."""
-    if not getattr(battery.adapter, "distributed", False):
+    if not battery.caps.distributed:
         return None, skip(name, f"{battery.name} does not declare distributed = True")
     if not battery.spec:
         return None, skip(name, "the adapter was not loaded by spec (package.module:adapter), so other processes cannot import it")
@@ -52,26 +52,30 @@ def _two(name: str, battery):
     return result, None
 
 
-_BEFORE_PREPARE = ("schedule sized before accelerator.prepare (it counts the unsharded loader)",
-                   "build the scheduler after prepare, from len(prepared loader) / grad_accum x epochs")
-
-
 @two_process_check("schedule_2proc", oracle="closed form of the schedule, per process, at 2 processes", rests_on=("schedule",))
 def check_schedule_2proc(battery, result):
     """At 2 processes: ceil(batches per process / accumulation) x epochs steps per process, closed-form lrs, final lr 0."""
-    total = expected_steps(RECIPE_2P, processes=PROCESSES)
+    recipe = battery.caps.neutral(RECIPE_2P)
+    total = expected_steps(recipe, processes=PROCESSES)
+    warmup = warmup_of(recipe, total)
     for rank in result["ranks"]:
         steps = rank["steps"]
         if len(steps) != total:
             return fail("schedule_2proc", f"rank {rank['rank']} took {len(steps)} optimizer steps, expected {total}",
                         "optimizer steps miscounted across processes", "step once per accumulation group of the prepared loader")
-        for k, step in enumerate(steps):
-            want = linear_lr(RECIPE_2P, k, total)
-            if not math.isclose(step["lrs"][0], want, rel_tol=1e-6, abs_tol=1e-12):
-                return fail("schedule_2proc", f"rank {rank['rank']} step {k + 1} used lr {step['lrs'][0]:.6g}, closed form {want:.6g}", *_BEFORE_PREPARE)
+        lrs = [step["lrs"][0] for step in steps]
         final = rank["final_lrs"][0] if rank["final_lrs"] else float("nan")
+        micro = sum(1 for f in rank["forwards"] if f["grad"])
+        # Diagnosed from what this rank observed: sized before prepare, a prepared scheduler stepped once
+        # per process, or anything else, each with its own fix.
+        seen = {"recipe": recipe, "lrs": lrs, "final": final}
+        for k, lr in enumerate(lrs):
+            want = linear_lr(recipe, k, total)
+            if not math.isclose(lr, want, rel_tol=1e-6, abs_tol=1e-12):
+                return fail("schedule_2proc", f"rank {rank['rank']} step {k + 1} of {total} used lr {lr:.6g}, closed form {want:.6g}",
+                            *diagnose(seen, total, warmup, PROCESSES, micro))
         if final != 0.0:
-            return fail("schedule_2proc", f"rank {rank['rank']} ends at lr {final:.6g}, not 0", *_BEFORE_PREPARE)
+            return fail("schedule_2proc", f"rank {rank['rank']} ends at lr {final:.6g}, not 0", *diagnose(seen, total, warmup, PROCESSES, micro))
     return ok("schedule_2proc", f"{PROCESSES} processes x {total} steps, every lr the closed form, final lr 0.0")
 
 

@@ -30,6 +30,18 @@ def exempt(name: str) -> bool:
     return lowered.endswith("bias") or "layernorm" in lowered or "layer_norm" in lowered or ".ln" in lowered
 
 
+MEMBERSHIP = "the optimizer's parameters"  # in the bug of a membership failure: gradients and clipping follow from it
+
+
+def membership_explains(battery, verdict):
+    """``verdict`` as a consequence of the optimizer check when that failed on which tensors it holds."""
+    from mrpc_check.checks.verdict import explained_by, judge
+
+    if verdict.status == "fail" and MEMBERSHIP in judge(battery, "optimizer").bug:
+        return explained_by(battery, verdict, "optimizer")
+    return verdict
+
+
 def decay_recipe(battery):
     return battery.base.replace(weight_decay=VARIANT_DECAY)
 
@@ -78,15 +90,15 @@ def check_optimizer(battery):
     foreign = sum(g["foreign"] for g in groups)
     if missing:
         return fail("optimizer", f"{len(missing)} of {len(trainable)} trainable tensors in no param group, e.g. {missing[0]}",
-                    "trainable parameters left out of the optimizer: they never train", 
+                    f"trainable parameters left out of the optimizer: they never train ({MEMBERSHIP} are not the model's trainable ones)",
                     "build the optimizer from model.named_parameters() (every tensor with requires_grad), after any re-wrapping")
     if twice:
         return fail("optimizer", f"{len(twice)} tensors in two optimizers' groups, e.g. {twice[0]}",
-                    "a parameter is stepped twice per step", "give every parameter to exactly one optimizer and group")
+                    f"a parameter is stepped twice per step ({MEMBERSHIP} overlap)", "give every parameter to exactly one optimizer and group")
     if frozen or foreign:
         what = f"{len(frozen)} frozen tensors (requires_grad=False), e.g. {frozen[0]}" if frozen else f"{foreign} tensors that are not the model's"
         return fail("optimizer", f"{what} in the optimizer's groups",
-                    "the optimizer holds tensors that are not the model's trainable parameters (a copy of the model, or frozen ones)",
+                    f"the optimizer holds tensors that are not the model's trainable parameters (a copy of the model, or frozen ones: {MEMBERSHIP} are wrong)",
                     "build the optimizer from the parameters of the model being trained, with requires_grad")
     peak = max((g["initial_lr"] for g in groups), default=0.0)
     want = base.recipe.lr

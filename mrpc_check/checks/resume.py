@@ -17,7 +17,7 @@ from mrpc_check.checks.verdict import check, crashed, fail, ok, skip
 KILL_AFTER = 2  # mid-epoch: 4 of the 6 micro-batches of epoch 1 are done
 
 
-@check("resume", oracle="the uninterrupted run's rows and final weights", rests_on=("gradients_cleared",))
+@check("resume", oracle="the uninterrupted run's rows and final weights", rests_on=("grouping", "gradients_cleared"))
 def check_resume(battery):
     """Killed after step k (accumulation 2, length-grouped), resumed: same rows after k, bitwise-equal weights."""
     if not battery.resumable:

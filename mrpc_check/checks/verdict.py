@@ -103,6 +103,21 @@ def crashed(name: str, run) -> Optional[Verdict]:
                 "the loop raised instead of training", "run the adapter by hand with this recipe and fix the error")
 
 
+def explained_by(battery, verdict: Verdict, prerequisite: str) -> Verdict:
+    """``verdict`` as a consequence of ``prerequisite`` when that check fails, else unchanged.
+
+    For a failure that only *some* of a prerequisite's bugs explain (a step count off because the
+    groups are misaligned), where ``rests_on`` would also swallow the check's own root causes.
+    """
+    if verdict.status != "fail":
+        return verdict
+    before = judge(battery, prerequisite)
+    if before.status != "fail":
+        return verdict
+    root = root_of(before)
+    return Verdict(verdict.check, "fail", verdict.figure, f"fails because `{root}` fails", "", caused_by=root)
+
+
 def root_of(verdict: Verdict) -> str:
     """The check a failure traces back to: its cause, or itself."""
     return verdict.caused_by or verdict.check
