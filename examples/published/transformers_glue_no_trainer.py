@@ -92,6 +92,6 @@ adapter.supports = {"grad_accum", "warmup", "weight_decay"}  # no clipping optio
 EXPECTED = {
     "grouping": "fail",  # `step % accum == 0 or step == len - 1`: [1, 2, 2, 1] micro-batches per epoch, not [2, 2, 2]
     "coverage": "fail",  # caused by grouping: max_train_steps is reached early and the last epoch is cut short
-    "accumulation": "fail",  # caused by grouping (not judged on misaligned groups)
+    "accumulation": "skip",  # not judged while grouping fails (its loss / accum would be read on misaligned groups)
     "clipping": "skip", "resume": "skip",
 }

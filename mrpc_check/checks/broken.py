@@ -83,7 +83,6 @@ class PlainLoop:
                 self.optimizer_step(model, optimizer, scheduler, scaler, recipe)
                 done = skip + (step_in_epoch + 1) * recipe.grad_accum
                 self.checkpoint(recipe, model, optimizer, scheduler, epoch, min(done, len(loader)))
-            self.before_evaluation(model, eval_loader, device)
             predictions, metrics = self.evaluate(model, eval_loader, device, amp)
             self.after_evaluation(model)
         return LoopOutput(predictions=predictions, metrics=metrics)
@@ -99,9 +98,6 @@ class PlainLoop:
 
     def group(self, batches, accum: int):
         return _groups(batches, accum)
-
-    def before_evaluation(self, model, eval_loader, device) -> None:
-        pass
 
     def seed_everything(self, seed: int) -> None:
         torch.manual_seed(seed)
@@ -491,29 +487,6 @@ class DecaysBiasesAndLayerNorm(PlainLoop):
         return torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
 
 
-class FitsHeadOnEvaluationLabels(PlainLoop):
-    """Before evaluating, refits the classification head on the evaluation split's labels (least squares on its features).
-
-    A label leak that puts no validation row into a batch the model itself receives (the encoder
-    is called directly, no optimizer steps), so only the label control's chance test can see it.
-    """
-
-    @torch.no_grad()
-    def before_evaluation(self, model, eval_loader, device) -> None:
-        features, targets = [], []
-        for batch in eval_loader:
-            batch = {k: v.to(device) for k, v in batch.items()}
-            pooled = model.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                      token_type_ids=batch.get("token_type_ids")).pooler_output
-            features.append(torch.cat([pooled, torch.ones(len(pooled), 1, device=device)], 1))
-            targets.append(torch.nn.functional.one_hot(batch["labels"], 2).float() * 2 - 1)
-        x, y = torch.cat(features).double(), torch.cat(targets).double()
-        # Ridge, not the bare least squares: 30 rows for 33 unknowns would interpolate, amplifying float noise.
-        solution = torch.linalg.solve(x.T @ x + 0.05 * torch.eye(x.shape[1], dtype=x.dtype), x.T @ y).float()
-        model.classifier.weight.copy_(solution[:-1].T)
-        model.classifier.bias.copy_(solution[-1])
-
-
 class AcceleratedLoop:
     """The walkthrough's Accelerate loop, correct: runs alone or under torchrun / accelerate launch.
 
@@ -674,8 +647,6 @@ CATALOGUE = (
     Entry(TorchDefaultWeightDecay, "optimizer", "torch.optim.AdamW's default weight decay 0.01", "default weight_decay=0.01"),
     Entry(HeadLeftOutOfOptimizer, "optimizer", "classification head left out of the optimizer", "left out of the optimizer"),
     Entry(DecaysBiasesAndLayerNorm, "optimizer", "biases and LayerNorm decayed", "biases and LayerNorm", "warn"),
-    Entry(FitsHeadOnEvaluationLabels, "label_control", "head fitted on evaluation labels (no validation row in a batch)",
-          "validation labels reach the model"),
     # Near misses: what a loosened tolerance would let through.
     Entry(ScheduleOneStepLong, "schedule", "schedule sized one step long (lr 0.8 for 0.75 at step 4)", "lags", near_miss=True),
     Entry(WarmupOneStepShort, "schedule", "warmup one step short", "warmup of 1", near_miss=True),

@@ -1,0 +1,73 @@
+"""The gallery of published loops (examples/published/): the battery's verdicts equal the ones written beside each.
+
+Each module there re-creates one published training script's loop and says, in ``EXPECTED``, the
+verdict of every check that does not pass, as read from the original. Integration tier: six full
+batteries (about a minute of CPU).
+"""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from mrpc_check.checks.battery import check_names
+
+GALLERY = Path(__file__).resolve().parents[2] / "examples" / "published"
+LOOPS = sorted(p.stem for p in GALLERY.glob("*.py"))
+
+
+def _module(stem):
+    spec = importlib.util.spec_from_file_location(f"_published_{stem}", GALLERY / f"{stem}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_gallery_holds_six_loops_from_three_sources():
+    assert len(LOOPS) >= 6, LOOPS
+    sources = {stem.split("_")[0] for stem in LOOPS}
+    assert {"course", "accelerate", "transformers"} <= sources, sources
+    for stem in LOOPS:
+        text = (GALLERY / f"{stem}.py").read_text()
+        assert "Source:" in text and "EXPECTED" in text, f"{stem}: cite the source and write the expected verdicts"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("stem", LOOPS)
+def test_the_battery_gives_the_expected_verdicts(bert, stem):
+    import torch
+
+    from mrpc_check.checks.battery import root_causes, run_battery
+    from mrpc_check.checks.contract import load_adapter
+
+    module = _module(stem)
+    expected = module.expected() if hasattr(module, "expected") else module.EXPECTED
+    adapter = load_adapter(f"{GALLERY / stem}.py:adapter")
+    verdicts = run_battery(adapter, bert, checks=check_names(("fast",)))
+    got = {v.check: v.status for v in verdicts}
+    everything = "\n".join(v.message() for v in verdicts)
+    for name, status in got.items():
+        if name == "mixed_precision" and not torch.cuda.is_available():
+            continue
+        assert status == expected.get(name, "pass"), f"{stem}: {name} gave {status}, expected {expected.get(name, 'pass')}\n{everything}"
+    # Every failure is a root cause with a fix, or names the root it follows from without one.
+    for v in verdicts:
+        if v.status == "fail":
+            assert (v.fix and not v.caused_by) or (v.caused_by in root_causes(verdicts) and not v.fix), v.message()
+
+
+@pytest.mark.integration
+@pytest.mark.distributed
+def test_the_walkthroughs_accelerate_loop_on_two_processes_names_prepare(bert):
+    from mrpc_check.checks.battery import root_causes, run_battery
+    from mrpc_check.checks.contract import load_adapter
+
+    module = _module("course_accelerate")
+    adapter = load_adapter(f"{GALLERY / 'course_accelerate'}.py:adapter")
+    verdicts = run_battery(adapter, bert, checks=["schedule_2proc", "accumulation_2proc", "evaluation_2proc"])
+    got = {v.check: v for v in verdicts}
+    for name, status in module.EXPECTED_2PROC.items():
+        assert got[name].status == status, got[name].message()
+    schedule = got["schedule_2proc"]
+    assert schedule.caused_by is None and "before accelerator.prepare" in schedule.bug, schedule.message()
+    assert "schedule_2proc" in root_causes(verdicts)
