@@ -1,13 +1,17 @@
 """mrpc_check.checks: a battery of named checks that proves a fine-tuning loop right or names its bug.
 
-A loop is reached through an adapter (:mod:`mrpc_check.checks.contract`); the battery trains a
+A loop is reached through an adapter (:mod:`mrpc_check.checks.contract`), which declares the recipe
+features it implements (``adapter.supports``; all by default); the battery trains a
 tiny model through it while hooks watch the forwards and optimizer steps
 (:mod:`mrpc_check.checks.observe`), and each check compares what it saw with its own oracle:
 
 =================  ====================================================================
 inputs, modes      forward hooks (:mod:`.inputs`)
 padding            metamorphic: padded to 64, same losses and weights (:mod:`.padding`)
-schedule, clipping closed form of the schedule; norms at each step (:mod:`.schedule`)
+coverage           every training row once per epoch; drop_last graded (:mod:`.coverage`)
+grouping           the micro-batches each optimizer step closed (:mod:`.grouping`)
+schedule, clipping closed form of the schedule, mismatches diagnosed; norms at each step (:mod:`.schedule`)
+optimizer          param groups against the model's parameters and the recipe (:mod:`.optimizer`)
 accumulation,      the big batch's gradient recomputed outside the loop
 gradients_cleared  (:mod:`.gradients`)
 evaluation         rows seen, the battery's own predictions, scikit-learn (:mod:`.evaluation`)
@@ -24,7 +28,7 @@ holds a correct plain loop and one broken twin per classic bug.
 
 from mrpc_check.checks.adapters import trainer_adapter
 from mrpc_check.checks.battery import check_names, format_table, run_battery, to_json
-from mrpc_check.checks.contract import AdapterError, LoopOutput, Recipe, load_adapter
+from mrpc_check.checks.contract import FEATURES, AdapterError, Capabilities, LoopOutput, Recipe, capabilities, load_adapter
 from mrpc_check.checks.harness import Arch, Battery
 from mrpc_check.checks.verdict import REGISTRY, Verdict
 
@@ -32,10 +36,13 @@ __all__ = [
     "AdapterError",
     "Arch",
     "Battery",
+    "Capabilities",
+    "FEATURES",
     "LoopOutput",
     "REGISTRY",
     "Recipe",
     "Verdict",
+    "capabilities",
     "check_names",
     "format_table",
     "load_adapter",
