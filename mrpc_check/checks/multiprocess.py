@@ -68,14 +68,13 @@ def check_schedule_2proc(battery, result):
         micro = sum(1 for f in rank["forwards"] if f["grad"])
         # Diagnosed from what this rank observed: sized before prepare, a prepared scheduler stepped once
         # per process, or anything else, each with its own fix.
-        seen = {"recipe": recipe, "lrs": lrs, "final": final}
         for k, lr in enumerate(lrs):
             want = linear_lr(recipe, k, total)
             if not math.isclose(lr, want, rel_tol=1e-6, abs_tol=1e-12):
                 return fail("schedule_2proc", f"rank {rank['rank']} step {k + 1} of {total} used lr {lr:.6g}, closed form {want:.6g}",
-                            *diagnose(seen, total, warmup, PROCESSES, micro))
+                            *diagnose(recipe, lrs, final, total, warmup, PROCESSES, micro))
         if final != 0.0:
-            return fail("schedule_2proc", f"rank {rank['rank']} ends at lr {final:.6g}, not 0", *diagnose(seen, total, warmup, PROCESSES, micro))
+            return fail("schedule_2proc", f"rank {rank['rank']} ends at lr {final:.6g}, not 0", *diagnose(recipe, lrs, final, total, warmup, PROCESSES, micro))
     return ok("schedule_2proc", f"{PROCESSES} processes x {total} steps, every lr the closed form, final lr 0.0")
 
 

@@ -98,11 +98,11 @@ def infer_schedule(lrs: list, final: float, peak: float, strides=(1,), expect: t
     return min(found, key=lambda f: (-(f[0] == expect[0]) - (f[1] == expect[1]), f[2] != 1, f[3], f[0]))
 
 
-def diagnose(run, total: int, warmup: int, processes: int = 1, micro: int = 0) -> tuple[str, str]:
-    """(bug, fix) for a schedule whose rates are not the closed form, from what it was sized for."""
-    recipe = run.recipe if hasattr(run, "recipe") else run["recipe"]
-    lrs = [s.lrs[0] for s in run.observation.steps] if hasattr(run, "observation") else run["lrs"]
-    final = (run.observation.final_lrs or [float("nan")])[0] if hasattr(run, "observation") else run["final"]
+def diagnose(recipe, lrs: list, final: float, total: int, warmup: int, processes: int = 1, micro: int = 0) -> tuple[str, str]:
+    """(bug, fix) for a schedule whose rates ``lrs`` (then ``final``) are not the closed form, from what it was sized for.
+
+    ``micro``: training micro-batches the process fed over all epochs.
+    """
     accum = recipe.grad_accum
     fix = ("size the schedule as ceil(len(loader) / grad_accum) x epochs from the loader actually iterated "
            "(after accelerator.prepare) and call scheduler.step() once, after optimizer.step()")
@@ -166,11 +166,11 @@ def schedule_verdict(name: str, run, processes: int = 1) -> Verdict:
     for k, record in enumerate(steps):
         want = linear_lr(recipe, k, total)
         if not math.isclose(record.lrs[0], want, rel_tol=1e-6, abs_tol=1e-12):
-            bug, fix = diagnose(run, total, warmup, processes, micro)
+            bug, fix = diagnose(recipe, [r.lrs[0] for r in steps], final, total, warmup, processes, micro)
             return fail(name, f"step {k + 1} of {total} used lr {record.lrs[0]:.6g}, closed form {want:.6g} "
                         f"(warmup {warmup}, peak {recipe.lr:g})", bug, fix)
     if final != 0.0:
-        bug, fix = diagnose(run, total, warmup, processes, micro)
+        bug, fix = diagnose(recipe, [r.lrs[0] for r in steps], final, total, warmup, processes, micro)
         return fail(name, f"lr after the last step is {final:.6g}, not 0", bug, fix)
     return ok(name, f"{total} steps, every lr equal to the closed form (warmup {warmup_of(recipe, total)}), final lr 0.0")
 
