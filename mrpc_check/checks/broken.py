@@ -289,6 +289,41 @@ class TrainsOnEvaluationSplit(PlainLoop):
         return super().__call__(model, merged, eval_dataset, collator, recipe)
 
 
+class CachesEvaluationLabels(PlainLoop):
+    """Memoises evaluation answers by input, and stores the labels in the cache instead of the predictions.
+
+    From the second evaluation on, the model answers every validation example it has seen with
+    that example's label. No validation row is in a training batch and the optimizer never sees
+    one, and the answer is the model's own (the battery's forward gets it too): only agreement
+    beyond chance in the label control shows the leak. Training forwards bypass the cache, so
+    every other check sees a correct loop.
+    """
+
+    @staticmethod
+    def _key(input_ids, attention_mask) -> tuple:
+        return tuple(input_ids[attention_mask.bool()].tolist())  # the example's tokens, padding stripped
+
+    def evaluate(self, model, eval_loader, device, amp):
+        cache = model.__dict__.setdefault("_answer_cache", {})
+        if not hasattr(model, "_answer_hook"):
+            def answer(module, args, kwargs, output):
+                if module.training or "input_ids" not in kwargs:
+                    return None
+                keys = [self._key(i, m) for i, m in zip(kwargs["input_ids"], kwargs["attention_mask"])]
+                if not all(k in cache for k in keys):
+                    return None
+                output["logits"] = torch.nn.functional.one_hot(torch.tensor([cache[k] for k in keys], device=output.logits.device),
+                                                               output.logits.shape[-1]).to(output.logits.dtype)
+                return output
+
+            model._answer_hook = model.register_forward_hook(answer, with_kwargs=True)
+        predictions, metrics = super().evaluate(model, eval_loader, device, amp)
+        for batch in eval_loader:  # the bug: the cache is filled from the batch's labels, not from the predictions
+            for ids, mask, label in zip(batch["input_ids"], batch["attention_mask"], batch["labels"].tolist()):
+                cache[self._key(ids, mask)] = label
+        return predictions, metrics
+
+
 class SeedIgnored(PlainLoop):
     """Seeds nothing from recipe.seed: runs with another seed see the same data order."""
 
@@ -629,6 +664,8 @@ CATALOGUE = (
     Entry(DropsTokenTypes, "inputs", "token types dropped", "token types dropped"),
     Entry(EvaluatesOnTrainSplit, "evaluation", "evaluating on the train split", "train split"),
     Entry(TrainsOnEvaluationSplit, "label_control", "evaluation split trained on (label leak)", "evaluation split"),
+    Entry(CachesEvaluationLabels, "label_control", "evaluation answers cached from the labels (no validation row trained on)",
+          "validation labels reach the model"),
     Entry(SeedIgnored, "seed", "seed ignored", "seed ignored"),
     Entry(EpochNotSetOnSampler, "seed", "epoch not set on the sampler", "epoch not set"),
     Entry(ResumeSkipsOptimizerSteps, "resume", "resume skipping the wrong batches", "wrong batches"),

@@ -89,16 +89,20 @@ def check_label_control(battery):
         if fit >= MIN_FIT or (len(run.output.predictions) == len(battery.eval_labels)
                               and chance_z(run.output.predictions, list(battery.eval_labels))[2] > Z_MAX):
             break  # informative, or a leak already proven: no further attempt can clear it
-    predictions = run.output.predictions
-    if len(predictions) != len(battery.eval_labels):
-        return fail("label_control", f"{len(predictions)} predictions for {len(battery.eval_labels)} validation rows",
+    return control_verdict(run.output.predictions, list(battery.eval_labels), fit, f"{epochs} epochs at lr {lr:g}")
+
+
+def control_verdict(predictions: list, truth: list, fit: float, trained: str):
+    """The label control's verdict from what the permuted run predicted and how well it fitted its labels."""
+    if len(predictions) != len(truth):
+        return fail("label_control", f"{len(predictions)} predictions for {len(truth)} validation rows",
                     "predictions for another split", "return one prediction per eval_dataset example")
-    accuracy, expected, z = chance_z(predictions, list(battery.eval_labels))
-    figure = (f"{epochs} epochs at lr {lr:g}: fit of permuted training labels {fit:.2f}; validation accuracy {accuracy:.2f} against {expected:.2f} "
+    accuracy, expected, z = chance_z(predictions, truth)
+    figure = (f"{trained}: fit of permuted training labels {fit:.2f}; validation accuracy {accuracy:.2f} against {expected:.2f} "
               f"expected by chance, z = {z:.1f} (limit {Z_MAX:g})")
     if z > Z_MAX:
         return fail("label_control", figure, "validation labels reach the model: trained on the evaluation split, or a label leak",
-                    "train on train_dataset only, and build inputs from the sentences alone")
+                    "train on train_dataset only, build inputs from the sentences alone, and predict with the model alone (no labels)")
     if fit < MIN_FIT:
         return fail("label_control", figure, "the loop did not learn its training labels at any of the tried rates (nothing is learned)",
                     "check that optimizer.step() runs with the recipe's lr on the model's parameters")
