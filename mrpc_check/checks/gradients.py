@@ -39,8 +39,11 @@ def compare_step(battery, run, k: int):
     micro = step_rows(run, k)
     rows = [r for batch in micro for r in batch]
     names = [n for n, g in record.grads.items() if g is not None]
-    reference = battery.reference_gradient(record.weights, rows, run.train_labels)
-    captured, expected = _flat(record.grads, names), _flat(reference, names)
+    # The mean over the step's rows, as the size-weighted mean of its micro-batches' means (the
+    # same sum; each micro-batch's gradient is computed once for this check and the clearing one).
+    expected = sum(len(m) / len(rows) * _flat(battery.reference_gradient(record.weights, m, run.train_labels), names)
+                   for m in micro)
+    captured = _flat(record.grads, names)
     return _rel(captured, expected), captured, expected, names, micro, record
 
 

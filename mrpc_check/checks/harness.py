@@ -14,6 +14,7 @@ recomputed outside the loop and compared.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import os
 import random
@@ -140,12 +141,23 @@ class Battery:
         self.eval_labels = self._plain["validation"]["labels"]
         self.has_token_types = "token_type_ids" in self.data["train"].column_names
         self._runs: dict[str, Run] = {}
+        self._prototypes: dict[int, torch.nn.Module] = {}
+        self._gradients: dict = {}  # reference gradients by (weights, rows, labels): see reference_gradient
         self.verdicts: dict = {}  # check name -> Verdict, judged once (mrpc_check.checks.verdict.judge)
         self._tmp = tempfile.mkdtemp(prefix="mrpc-battery-")
 
     @property
     def resumable(self) -> bool:
         return self.caps.resumable
+
+    def fresh_model(self, seed: int = 0) -> torch.nn.Module:
+        """A freshly initialised model: a copy of the first one built for ``seed`` (make_model is deterministic).
+
+        Copying is 3x faster than initialising, and a verify builds about 17 models.
+        """
+        if seed not in self._prototypes:
+            self._prototypes[seed] = self.arch.make_model(seed)
+        return copy.deepcopy(self._prototypes[seed])
 
     def declares(self, feature: str) -> bool:
         """Whether the loop implements recipe ``feature`` (all do unless ``supports`` leaves it out)."""
@@ -170,6 +182,7 @@ class Battery:
         *,
         collator=None,
         train_labels: Optional[list] = None,
+        train_rows: Optional[int] = None,
         capture: tuple = (),
         interrupt_after: Optional[int] = None,
         model_seed: int = 0,
@@ -184,6 +197,7 @@ class Battery:
             recipe: the recipe (the base one when None).
             collator: another collator (padding invariance), else the default dynamic padding.
             train_labels: replace the training labels (label control).
+            train_rows: hand over only the first this many training rows (label control).
             capture: optimizer steps whose gradients and starting weights are copied.
             interrupt_after: stop the run when optimizer step ``k + 1`` is about to happen.
             model_seed: initialisation of the fresh model.
@@ -197,8 +211,8 @@ class Battery:
         if name in self._runs:
             return self._runs[name]
         recipe = self.caps.neutral(recipe or self.base)
-        plain = (share and collator is None and train_labels is None and interrupt_after is None and start_model is None
-                 and not poison_first_backward)
+        plain = (share and collator is None and train_labels is None and train_rows is None and interrupt_after is None
+                 and start_model is None and not poison_first_backward)
         if plain:
             # Two checks' variants may come out identical once declared-absent features are neutral
             # (the clipping run of a loop that neither clips nor warms up is the base run): train once.
@@ -209,11 +223,14 @@ class Battery:
                     return other
         train = self.data["train"]
         labels = list(self.train_labels)
+        if train_rows is not None:
+            train = train.select(range(train_rows))
+            labels = labels[:train_rows]
         if train_labels is not None:
             train = train.remove_columns("labels").add_column("labels", list(train_labels))
             train.set_format("torch")
             labels = list(train_labels)
-        model = start_model if start_model is not None else self.arch.make_model(model_seed)
+        model = start_model if start_model is not None else self.fresh_model(model_seed)
         model.eval()  # from_pretrained hands over a model in eval mode: a loop must switch to train itself
         initial = {n: p.detach().clone() for n, p in model.named_parameters()}
         # A loop that ignores recipe.seed inherits whatever the global generators hold: make that
@@ -274,7 +291,14 @@ class Battery:
         validation row a loop trained on takes its own label, so the gradient judged is the one
         of the rows the loop really fed (feeding them is the label control's finding, not this one's).
         """
-        model = self.arch.make_model(0)
+        key = (id(weights), tuple(rows), id(labels))  # the accumulation and clearing checks ask for the same micro-batches
+        if key not in self._gradients:
+            # The inputs are kept with the result: alive, their ids cannot be reused by other objects.
+            self._gradients[key] = (weights, labels, self._reference_gradient(weights, rows, labels))
+        return self._gradients[key][2]
+
+    def _reference_gradient(self, weights: dict, rows: list, labels: list) -> dict:
+        model = self.fresh_model(0)
         with torch.no_grad():
             for name, param in model.named_parameters():
                 if name in weights:  # frozen parameters are not in the optimizer, so not captured

@@ -62,8 +62,9 @@ def tokenize_dataset(raw, tokenizer, max_length: Optional[int] = None):
 
     from datasets import DatasetDict
 
+    state = _tokenizer_state(tokenizer)  # once for all splits: serialising a 30k vocabulary is most of the cost
     tokenized = DatasetDict({
-        name: split.map(_encode, batched=True, desc="Tokenizing", new_fingerprint=_fingerprint(split, tokenizer, max_length))
+        name: split.map(_encode, batched=True, desc="Tokenizing", new_fingerprint=_fingerprint(split, tokenizer, max_length, state))
         for name, split in raw.items()
     })
     columns = next(iter(tokenized.values())).column_names  # every split has the same columns
@@ -78,29 +79,38 @@ def tokenize_dataset(raw, tokenizer, max_length: Optional[int] = None):
 _ENCODING_VERSION = "pairs-longest_first-1"
 
 
-def _fingerprint(split, tokenizer, max_length: Optional[int]) -> Optional[str]:
-    """A fingerprint for the tokenized split from what decides its content, or None to let datasets hash.
-
-    datasets otherwise hashes the map function by pickling it with the tokenizer inside: 1.5 s
-    per call for BERT's WordPiece (most of a tiny test run), where hashing the tokenizer's own
-    serialisation takes milliseconds. Data loaded from the Hub is cached on disk under this name,
-    so everything that changes the output is in it: the split's fingerprint, the tokenizer's
-    full state (vocabulary, normaliser, pre-tokeniser, template), its class, length limit, input
-    names and truncation side, the truncation length and the encoding's version.
-    """
+def _tokenizer_state(tokenizer) -> Optional[str]:
+    """The fast tokenizer's full state (vocabulary, normaliser, pre-tokeniser, template) as canonical text, or None."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None:  # a slow (pure Python) tokenizer: no serialisation to hash, datasets' default is safe
+    if backend is None:  # a slow (pure Python) tokenizer: no serialisation to hash
         return None
     # The serialisation also records the truncation and padding of the last call (transformers
     # sets them per call): left in, the same inputs would hash differently after another call.
     state = json.loads(backend.to_str())
     state.pop("truncation", None)
     state.pop("padding", None)
+    return json.dumps(state, sort_keys=True)
+
+
+def _fingerprint(split, tokenizer, max_length: Optional[int], state: Optional[str] = None) -> Optional[str]:
+    """A fingerprint for the tokenized split from what decides its content, or None to let datasets hash.
+
+    datasets otherwise hashes the map function by pickling it with the tokenizer inside: 1.5 s
+    per call for BERT's WordPiece (most of a tiny test run), where hashing the tokenizer's own
+    serialisation takes milliseconds. Data loaded from the Hub is cached on disk under this name,
+    so everything that changes the output is in it: the split's fingerprint, the tokenizer's
+    full state (``state``, from :func:`_tokenizer_state`; computed here when not given), its
+    class, length limit, input names and truncation side, the truncation length and the
+    encoding's version.
+    """
+    state = state if state is not None else _tokenizer_state(tokenizer)
+    if state is None:  # datasets' default is safe for a slow tokenizer
+        return None
     digest = hashlib.sha256()
     # Python-side settings that change the output: which columns come back, which end is cut.
     python_side = (type(tokenizer).__name__, tokenizer.model_max_length, list(tokenizer.model_input_names),
                    getattr(tokenizer, "truncation_side", "right"))
-    for part in (split._fingerprint, json.dumps(state, sort_keys=True), python_side, max_length, _ENCODING_VERSION):
+    for part in (split._fingerprint, state, python_side, max_length, _ENCODING_VERSION):
         digest.update(repr(part).encode("utf-8"))
         digest.update(b"\0")
     return digest.hexdigest()[:32]
