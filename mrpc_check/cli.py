@@ -22,7 +22,7 @@ from mrpc_check.pipeline.config import (
 )
 from mrpc_check.errors import MrpcCheckError, Preempted
 from mrpc_check.acceptance.floors import FLOOR_ON, Floors
-from mrpc_check.acceptance.sweep import RULES
+from mrpc_check.acceptance.sweep import ENGINES, RULES
 
 PROG = "mrpc-check"
 
@@ -85,6 +85,16 @@ def _sweep_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--seeds", required=True, help="seeds to run: 1,2,3 or 1-5")
     p.add_argument("--jobs", type=int, default=1, help="seeds run at once, each in its own process with cores/jobs threads "
                    "(and its own GPU when there are several) [%(default)s]")
+    p.add_argument("--engine", choices=ENGINES, default="local",
+                   help="where the seeds run: local (this machine, --jobs processes) or ray (one Ray task per seed; "
+                        "needs mrpc_check[ray]) [%(default)s]")
+    p.add_argument("--address", default=None, help="ray: the cluster to join (host:port, or auto inside a Ray job); "
+                   "without it a local Ray instance starts [none]")
+    p.add_argument("--cpus-per-run", type=float, default=1, help="ray: CPUs each seed's task declares (its torch threads) [%(default)s]")
+    p.add_argument("--gpus-per-run", type=float, default=0, help="ray: GPUs each seed's task declares [%(default)s]")
+    p.add_argument("--max-retries", type=int, default=3,
+                   help="ray: retries of a seed whose worker died (killed, preempted, out of memory); it resumes from its "
+                        "last checkpoint with --checkpoint-every. A run that raises is not retried [%(default)s]")
     p.add_argument("--rule", choices=RULES, default="median",
                    help="median: no degenerate run and the median clears the floors; all: every run clears them [%(default)s]")
     _recipe_args(p)
@@ -390,11 +400,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"validation accuracy {v['accuracy']:.4f}  f1 {v['f1']:.4f}  ->  {Path(args.output_dir) / 'report.json'}")
             return _floor_verdict(report.get("floors"))
         elif args.command == "sweep":
-            from mrpc_check.acceptance.sweep import format_summary, parse_seeds, run_sweep
+            from mrpc_check.acceptance.sweep import EngineOptions, format_summary, parse_seeds, run_sweep
 
             cfg = _config_from(args)
+            options = EngineOptions(args.engine, args.jobs, args.address, args.cpus_per_run, args.gpus_per_run, args.max_retries)
             result = run_sweep(cfg, parse_seeds(args.seeds), cfg.output_dir, _floors_from(args, required=True), args.rule,
-                               args.jobs, overwrite=cfg.overwrite)
+                               overwrite=cfg.overwrite, options=options)
             print(format_summary(result))
             print(f"->  {Path(cfg.output_dir) / 'sweep.json'}")
             return 0 if result["summary"]["passed"] else 1

@@ -8,9 +8,12 @@ accuracy, the rate of degenerate runs, and a verdict by a printed rule.
 
 A finished seed (its ``report.json`` holds the same recipe) is read back, never redone, so a
 killed sweep resumes where it stopped; an unfinished seed resumes from its last checkpoint
-(written at the stop on SIGTERM/SIGINT, or periodically with ``--checkpoint-every``). Seeds are independent jobs: ``jobs > 1`` hands them to the
-standard library's process pool, each process with ``cores / jobs`` torch threads and, on a
-machine with several GPUs, its own GPU.
+(written at the stop on SIGTERM/SIGINT, or periodically with ``--checkpoint-every``). Seeds are
+independent jobs, handed to an engine through one seam (:func:`engine`): ``local`` runs them in
+this process, or with ``jobs > 1`` in the standard library's process pool, each process with
+``cores / jobs`` torch threads and, on a machine with several GPUs, its own GPU
+(:mod:`~mrpc_check.acceptance.engine_local`); ``ray`` makes each one a Ray task on a cluster
+(:mod:`~mrpc_check.acceptance.engine_ray`, the optional extra ``mrpc_check[ray]``).
 """
 
 from __future__ import annotations
@@ -175,37 +178,52 @@ def _one_run(cfg_dict: dict) -> dict:
     from mrpc_check.pipeline.run import run_training
     from mrpc_check.testing import reset_accelerate
 
+    folder = Path(cfg_dict["output_dir"])
+    if (folder / "report.json").is_file() and not cfg_dict.get("overwrite"):
+        # Planned without a report, so an earlier attempt of this very task wrote it (a Ray retry
+        # after the worker died between writing the report and returning): read it back.
+        return run_entry(json.loads((folder / "report.json").read_text(encoding="utf-8")), cfg_dict["seed"], folder)
     reset_accelerate()  # runs in one process must not inherit the previous run's Accelerator
     cfg = make_config(**cfg_dict)
     return run_entry(run_training(cfg), cfg.seed, Path(cfg.output_dir))
 
 
-def _worker_init(threads: int, devices) -> None:
-    """Pool worker set-up: its share of the cores and, on a multi-GPU machine, one GPU of its own."""
-    import torch
-
-    torch.set_num_threads(threads)
-    os.environ["TQDM_DISABLE"] = "1"  # one progress bar, the sweep's, not one per worker
-    if devices is not None:
-        # Each worker takes the next GPU index from the queue before CUDA initialises.
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(devices.get())
+ENGINES = ("local", "ray")
 
 
-def _gpu_queue(ctx, jobs: int):
-    """A queue of GPU indices for ``jobs`` workers (round robin), or None without CUDA."""
-    import torch
+@dataclasses.dataclass(frozen=True)
+class EngineOptions:
+    """Where a sweep's runs go: ``local`` (this machine: in process, or ``jobs`` processes) or ``ray``."""
 
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if count == 0:
-        return None
-    queue = ctx.Queue()
-    for i in range(jobs):
-        queue.put(i % count)
-    return queue
+    engine: str = "local"
+    jobs: int = 1  # local: runs at once, each in its own process
+    address: Optional[str] = None  # ray: an existing cluster (host:port, or auto); None starts a local instance
+    cpus_per_run: float = 1  # ray: CPUs each task declares (its torch threads)
+    gpus_per_run: float = 0  # ray: GPUs each task declares
+    max_retries: int = 3  # ray: retries of a task whose worker died (a run that raises is not retried)
+    progress: bool = True
+
+
+def engine(name: str):
+    """The one seam between a sweep and where its runs execute: a module with ``run_all(run, configs, options)``.
+
+    Each engine lives in its own module and only this function imports it, so Ray is needed only
+    when asked for.
+    """
+    if name == "local":
+        from mrpc_check.acceptance import engine_local
+
+        return engine_local
+    if name == "ray":
+        from mrpc_check.acceptance import engine_ray
+
+        engine_ray._import_ray()  # refused now, with the extra's name, before any run
+        return engine_ray
+    raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {name!r}")
 
 
 def run_sweep(cfg: TrainConfig, seeds: Sequence[int], out, floors: Optional[Floors] = None, rule: str = "median",
-              jobs: int = 1, overwrite: bool = False, progress: bool = True) -> dict:
+              jobs: int = 1, overwrite: bool = False, progress: bool = True, options: Optional[EngineOptions] = None) -> dict:
     """Train ``cfg`` once per seed under ``out/seed-<s>/`` and judge the spread.
 
     Args:
@@ -215,11 +233,13 @@ def run_sweep(cfg: TrainConfig, seeds: Sequence[int], out, floors: Optional[Floo
         floors: the acceptance rules (default :class:`Floors`); refused before any run when
             the majority class alone clears them.
         rule: ``median`` or ``all`` (see :func:`rule_text`).
-        jobs: runs at once, each in its own process.
+        jobs: runs at once, each in its own process (the local engine).
         overwrite: redo finished seeds instead of reading them back.
+        options: the engine and its settings (``jobs`` and ``progress`` are taken from here when given).
 
     Returns:
-        ``{"config", "seeds", "floors", "baseline", "runs", "summary"}`` (also ``out/sweep.json``).
+        ``{"config", "seeds", "floors", "baseline", "runs", "failed", "summary"}`` (also ``out/sweep.json``);
+        ``failed`` lists the seeds that failed for good (Ray engine), with their errors.
 
     Raises:
         MrpcCheckError: bad input, before any run starts.
@@ -231,53 +251,68 @@ def run_sweep(cfg: TrainConfig, seeds: Sequence[int], out, floors: Optional[Floo
     from mrpc_check.pipeline.report import atomic_write_text
 
     floors = floors or Floors()
+    options = options or EngineOptions(jobs=jobs, progress=progress)
     if rule not in RULES:
         raise ConfigError(f"--rule must be one of {', '.join(RULES)}, got {rule!r}")
-    if jobs <= 0:
-        raise ConfigError(f"--jobs must be a positive integer, got {jobs}")
+    if options.jobs <= 0:
+        raise ConfigError(f"--jobs must be a positive integer, got {options.jobs}")
+    if options.max_retries < 0 or options.cpus_per_run <= 0 or options.gpus_per_run < 0:
+        raise ConfigError("--max-retries and --gpus-per-run must be >= 0 and --cpus-per-run > 0")
+    runner = engine(options.engine)
     out = Path(out).expanduser()
     baseline = majority_baseline(load_mrpc(cfg.data)["validation"]["label"])
     refuse_at_baseline(floors, baseline)
     done, todo = _plan(cfg, seeds, out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     order = {s: i for i, s in enumerate(seeds)}
+    failed: list[dict] = []
 
     def record(runs: list[dict], final: bool) -> dict:
         runs = sorted(runs, key=lambda r: order[r["seed"]])
+        summary = summarise(runs, floors, rule) if runs else None
+        if failed:
+            # Never a silent spread over fewer seeds: the verdict says what it rests on, and fails.
+            lost = ", ".join(str(f["seed"]) for f in sorted(failed, key=lambda f: order[f["seed"]]))
+            note = f"seed {lost} failed for good: the spread rests on {len(runs)} of {len(seeds)} seeds"
+            summary = {**(summary or {"runs": 0, "rule": rule_text(floors, rule)}), "passed": False,
+                       "failures": [note, *((summary or {}).get("failures", []))]}
         result = {"config": {**cfg.to_dict(), "output_dir": str(out.resolve())}, "seeds": list(seeds),
-                  "floors": floors.to_dict(), "baseline": baseline, "runs": runs, "complete": final,
-                  "summary": summarise(runs, floors, rule) if runs else None}
+                  "floors": floors.to_dict(), "baseline": baseline, "runs": runs, "failed": failed, "complete": final,
+                  "summary": summary}
         atomic_write_text(out / SWEEP_JSON, json.dumps(result, indent=2) + "\n")
         return result
 
     runs = list(done)
-    bar = tqdm(total=len(seeds), initial=len(done), desc="sweep", unit="run", disable=not progress, dynamic_ncols=True)
-    if todo and jobs == 1:
-        for run_cfg in todo:
-            runs.append(_one_run(run_cfg.to_dict()))
-            record(runs, final=False)  # a kill now loses nothing finished
+    lines = options.engine != "local" and options.progress  # a cluster's progress: one line per finished seed
+    bar = tqdm(total=len(seeds), initial=len(done), desc="sweep", unit="run", disable=not options.progress or lines,
+               dynamic_ncols=True)
+    for outcome in (runner.run_all(_one_run, [c.to_dict() for c in todo], options) if todo else ()):
+        if outcome["entry"] is None:
+            failed.append({k: outcome[k] for k in ("seed", "error", "node")})
+        else:
+            runs.append(outcome["entry"])
+        record(runs, final=False)  # a kill now loses nothing finished
+        if lines:
+            print(progress_line(outcome, runs, len(seeds)), flush=True)
+        elif outcome["entry"] is not None:
             bar.set_postfix(seed=runs[-1]["seed"], f1=f"{runs[-1]['f1']:.4f}")
-            bar.update()
-    elif todo:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch thread pools
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_worker_init,
-                                 initargs=(threads, _gpu_queue(ctx, jobs))) as pool:
-            futures = [pool.submit(_one_run, run_cfg.to_dict()) for run_cfg in todo]
-            for future in as_completed(futures):
-                runs.append(future.result())
-                record(runs, final=False)
-                bar.set_postfix(seed=runs[-1]["seed"], f1=f"{runs[-1]['f1']:.4f}")
-                bar.update()
+        bar.update()
     bar.close()
     result = record(runs, final=True)
-    skipped = draw_sweep(result, out / SWEEP_PLOT)
+    skipped = draw_sweep(result, out / SWEEP_PLOT) if runs else None
     if skipped:
         print(skipped)
     return result
+
+
+def progress_line(outcome: dict, runs: list[dict], total: int) -> str:
+    """One finished seed, as the driver prints it: its scores, node and minutes, and the running median."""
+    entry = outcome["entry"]
+    if entry is None:
+        return f"seed {outcome['seed']}: FAILED {outcome['error']}"
+    median = _quartiles([r["f1"] for r in runs])["median"]
+    return (f"seed {entry['seed']}: f1 {entry['f1']:.4f}  accuracy {entry['accuracy']:.4f}  degenerate {entry['degenerate'] or 'no'}  "
+            f"node {outcome['node']}  {outcome['minutes']:.1f} min  | median f1 {median:.4f} over {len(runs)} of {total}")
 
 
 def format_summary(result: dict) -> str:
@@ -286,6 +321,8 @@ def format_summary(result: dict) -> str:
     lines = [f"{'seed':>6}  {'F1':>7}  {'accuracy':>8}  degenerate"]
     for r in result["runs"]:
         lines.append(f"{r['seed']:>6}  {r['f1']:7.4f}  {r['accuracy']:8.4f}  {r['degenerate'] or '-'}")
+    for f in result.get("failed", []):
+        lines.append(f"{f['seed']:>6}  FAILED  {f['error']}")
     for split in ("validation", "test"):
         if split in s:
             for name in ("f1", "accuracy"):
@@ -293,7 +330,8 @@ def format_summary(result: dict) -> str:
                 lines.append(f"{split} {name}: median {q['median']:.4f}  IQR {q['iqr']:.4f} [{q['q1']:.4f}, {q['q3']:.4f}]  "
                              f"min {q['min']:.4f}  max {q['max']:.4f}")
     b = result["baseline"]
-    lines.append(f"majority baseline: F1 {b['f1']:.4f}, accuracy {b['accuracy']:.4f}; degenerate rate {s['degenerate_rate']:.2f}")
+    rate = f"; degenerate rate {s['degenerate_rate']:.2f}" if "degenerate_rate" in s else ""
+    lines.append(f"majority baseline: F1 {b['f1']:.4f}, accuracy {b['accuracy']:.4f}{rate}")
     lines.append(f"rule: {s['rule']}")
     lines.append("PASS" if s["passed"] else "FAIL: " + "; ".join(s["failures"]))
     return "\n".join(lines)

@@ -168,3 +168,26 @@ def test_a_seed_stopped_by_sigterm_resumes_from_its_checkpoint(tmp_path, tiny_cf
     assert len(forwards) == 2 and forwards[0] == forwards[1] - 2  # seed 1 read back; seed 2 skipped its 2 trained steps
     a, b = (json.loads(open(r["report"]).read()) for r in (resumed["runs"][1], fresh["runs"][0]))
     assert a["history"] == b["history"] and a["metrics"]["validation"] == b["metrics"]["validation"]
+
+
+def test_the_ray_engine_without_ray_names_the_extra(tmp_path, tiny_model_dir, raw_dir, monkeypatch, capsys):
+    from mrpc_check.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # Ray not installed: `import ray` raises ImportError
+    code = main(["sweep", "--seeds", "1,2", "--engine", "ray", "--model", tiny_model_dir, "--data", raw_dir,
+                 "--output-dir", str(tmp_path / "s"), "--min-f1", "0.9", "--min-accuracy", "0.9"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "mrpc_check[ray]" in err[0], err
+    assert not (tmp_path / "s").exists()  # refused before any run
+
+
+def test_a_retried_task_whose_report_is_written_reads_it_back(tmp_path, tiny_cfg, monkeypatch):
+    """A worker that died after writing report.json but before returning: the retry must not train again."""
+    import dataclasses
+
+    import mrpc_check.pipeline.run as pipeline
+
+    first = sweep.run_sweep(tiny_cfg, [1], tmp_path, Floors(0.9, 0.9), progress=False)
+    monkeypatch.setattr(pipeline, "run_training", lambda *a, **k: pytest.fail("trained again"))
+    retry = dataclasses.replace(tiny_cfg, seed=1, output_dir=str(sweep.seed_dir(tmp_path, 1)), overwrite=False)
+    assert sweep._one_run(retry.to_dict()) == first["runs"][0]

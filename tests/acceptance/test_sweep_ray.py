@@ -1,0 +1,128 @@
+"""Sweeps on a Ray cluster: a real local cluster (`ray start --head` in a separate process), not a mock.
+
+Integration tier, and only where Ray is installed (the `ray` tox environment): each test starts
+Ray workers, which import torch and transformers (seconds each).
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mrpc_check.acceptance import sweep
+from mrpc_check.acceptance.floors import Floors
+from mrpc_check.pipeline.config import make_config
+
+pytestmark = pytest.mark.integration
+
+FLOORS = Floors(min_f1=0.9, min_accuracy=0.9)
+# What a run's entry holds that depends on when and where it ran, not on what it computed.
+WHERE_AND_WHEN = ("train_s", "report")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_address():
+    """A Ray head on 127.0.0.1 with 2 CPUs, started as its own process, stopped after."""
+    pytest.importorskip("ray", reason="Ray is not installed: pip install 'mrpc_check[ray]' (the tox env 'ray' has it)")
+    ray_cli = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit in 107 characters
+    port = _free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run([ray_cli, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
+                    "--temp-dir", temp, "--include-dashboard", "false", "--disable-usage-stats"],
+                   check=True, capture_output=True, env=env, timeout=180)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture
+def tiny_cfg(tiny_model_dir, raw_dir):
+    return make_config(model=tiny_model_dir, data=raw_dir, epochs=1, max_train_samples=16)
+
+
+def _computed(run: dict) -> dict:
+    return {k: v for k, v in run.items() if k not in WHERE_AND_WHEN}
+
+
+def test_a_sweep_through_the_cluster_equals_the_local_one(tmp_path, tiny_cfg, tiny_model_dir, raw_dir, ray_address):
+    args = ["--model", tiny_model_dir, "--data", raw_dir, "--epochs", "1", "--max-train-samples", "16",
+            "--min-f1", "0.9", "--min-accuracy", "0.9"]
+    done = subprocess.run([sys.executable, "-m", "mrpc_check", "sweep", "--seeds", "1,2", "--engine", "ray", "--address", ray_address,
+                           "--output-dir", str(tmp_path / "ray"), *args], capture_output=True, text=True,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600)
+    assert done.returncode in (0, 1), done.stderr[-2000:]
+    # One line per finished seed on the driver: scores, node, minutes and the running median.
+    finished = [line for line in done.stdout.splitlines() if line.startswith("seed ") and "node " in line]
+    assert len(finished) == 2 and all("median f1" in line and " min " in line for line in finished), done.stdout
+    local = sweep.run_sweep(tiny_cfg, [1, 2], tmp_path / "local", FLOORS, progress=False)
+    on_ray = json.loads((tmp_path / "ray" / "sweep.json").read_text())
+    assert [_computed(r) for r in on_ray["runs"]] == [_computed(r) for r in local["runs"]]
+    assert on_ray["summary"] == local["summary"] and on_ray["failed"] == local["failed"] == []
+    assert (done.returncode == 0) == local["summary"]["passed"]
+
+
+def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(tmp_path, tiny_cfg, ray_address):
+    import psutil
+
+    from mrpc_check.pipeline.checkpoint import checkpoints_in
+
+    cfg = make_config(tiny_cfg, epochs=30, batch_size=4, checkpoint_every="5")  # 120 optimizer steps
+    seed_dir = tmp_path / "ray" / "seed-1"
+    killed = []
+
+    def kill_at_first_checkpoint():
+        deadline = time.time() + 300
+        while time.time() < deadline and not killed:
+            if seed_dir.is_dir() and checkpoints_in(seed_dir):
+                for proc in psutil.process_iter(["cmdline"]):
+                    if any("ray::_task" in part for part in (proc.info["cmdline"] or [])):
+                        proc.kill()  # SIGKILL: what a preempted node or the OOM killer does
+                        killed.append(proc.pid)
+                return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_at_first_checkpoint)
+    killer.start()
+    options = sweep.EngineOptions(engine="ray", address=ray_address, max_retries=2, progress=False)
+    on_ray = sweep.run_sweep(cfg, [1], tmp_path / "ray", FLOORS, options=options)
+    killer.join()
+    assert killed, "the task finished before its first checkpoint: nothing was killed"
+    report = json.loads((seed_dir / "report.json").read_text())
+    assert report["config"]["resume"], "the retry started over instead of resuming"
+    uninterrupted = sweep.run_sweep(cfg, [1], tmp_path / "local", FLOORS, progress=False)
+    assert [_computed(r) for r in on_ray["runs"]] == [_computed(r) for r in uninterrupted["runs"]]
+    assert on_ray["failed"] == []
+
+
+def test_a_seed_that_fails_for_good_is_reported_and_fails_the_verdict(tmp_path, tiny_cfg, ray_address, capsys):
+    out = tmp_path / "ray"
+    out.mkdir()
+    (out / "seed-2").write_text("a file where the seed's folder goes")  # the worker cannot write there
+    options = sweep.EngineOptions(engine="ray", address=ray_address, max_retries=1)
+    result = sweep.run_sweep(tiny_cfg, [1, 2], out, FLOORS, options=options)
+    assert [r["seed"] for r in result["runs"]] == [1]
+    (failed,) = result["failed"]
+    assert failed["seed"] == 2 and "cannot write" in failed["error"] and "seed-2" in failed["error"] and "on node" in failed["error"]
+    summary = result["summary"]
+    assert not summary["passed"] and summary["failures"][0] == "seed 2 failed for good: the spread rests on 1 of 2 seeds"
+    assert json.loads((out / "sweep.json").read_text())["failed"] == result["failed"]
+    assert "seed 2: FAILED" in capsys.readouterr().out
+    text = sweep.format_summary(result)
+    assert "FAILED" in text and "rests on 1 of 2 seeds" in text
