@@ -85,6 +85,9 @@ def _sweep_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--seeds", required=True, help="seeds to run: 1,2,3 or 1-5")
     p.add_argument("--jobs", type=int, default=1, help="seeds run at once, each in its own process with cores/jobs threads "
                    "(and its own GPU when there are several) [%(default)s]")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                   help="sweep every combination of recipe settings, one sweep per point under OUTPUT/<point>/, e.g. "
+                        "--grid lr=2e-5,5e-5 --grid batch-size=16,32; OUTPUT/grid.json holds each point's verdict [none]")
     p.add_argument("--engine", choices=ENGINES, default="local",
                    help="where the seeds run: local (this machine, --jobs processes) or ray (one Ray task per seed; "
                         "needs mrpc_check[ray]) [%(default)s]")
@@ -404,6 +407,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
             cfg = _config_from(args)
             options = EngineOptions(args.engine, args.jobs, args.address, args.cpus_per_run, args.gpus_per_run, args.max_retries)
+            if args.grid:
+                from mrpc_check.acceptance.sweep import format_grid, parse_grid, run_grid
+
+                grid = run_grid(cfg, parse_grid(args.grid), parse_seeds(args.seeds), cfg.output_dir,
+                                _floors_from(args, required=True), args.rule, overwrite=cfg.overwrite, options=options)
+                print(format_grid(grid))
+                print(f"->  {Path(cfg.output_dir) / 'grid.json'}")
+                return 0 if grid["passed"] else 1
             result = run_sweep(cfg, parse_seeds(args.seeds), cfg.output_dir, _floors_from(args, required=True), args.rule,
                                overwrite=cfg.overwrite, options=options)
             print(format_summary(result))

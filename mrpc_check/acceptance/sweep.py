@@ -31,6 +31,7 @@ from mrpc_check.acceptance.floors import Floors, refuse_at_baseline
 RULES = ("median", "all")
 SWEEP_JSON = "sweep.json"
 SWEEP_PLOT = "sweep.png"
+GRID_JSON = "grid.json"
 # Config fields that differ between seeds of one sweep, or between a sweep and its resumption,
 # without changing the recipe.
 _PER_RUN = {"seed", "output_dir", "overwrite", "resume", "checkpoint_every", "log_every", "num_workers"}
@@ -59,6 +60,95 @@ def parse_seeds(text: str) -> list[int]:
     if repeated:
         raise ConfigError(f"--seeds: seed(s) {', '.join(map(str, repeated))} given twice; each seed is one run")
     return seeds
+
+
+def parse_grid(specs: Sequence[str]) -> list[dict]:
+    """The points of a recipe grid: ``["lr=2e-5,5e-5", "model=A,B"]`` -> every combination, as config overrides.
+
+    Each spec is ``KEY=V1,V2,...`` over one :class:`TrainConfig` setting (dashes or underscores),
+    its values read as that setting's type (``none`` for an optional one); the points are the
+    product of the axes, in the order given.
+    """
+    import difflib
+    import itertools
+
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    axes: list[tuple[str, list]] = []
+    for spec in specs:
+        key, sep, text = spec.partition("=")
+        key = key.strip().replace("-", "_")
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        if not sep or not key or not values:
+            raise ConfigError(f"--grid {spec!r}: write KEY=V1,V2 (e.g. --grid lr=2e-5,5e-5)")
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            raise ConfigError(f"--grid {key!r} is not a recipe setting" + (f" (did you mean {close[0]!r}?)" if close else "")
+                              + "; see mrpc-check train --help")
+        if key in _PER_RUN or key == "data":
+            raise ConfigError(f"--grid {key!r}: a sweep sets it per run (or it changes the data, not the recipe); grid recipe settings only")
+        if key in dict(axes):
+            raise ConfigError(f"--grid {key!r} given twice: put all its values in one --grid {key}=V1,V2")
+        hint = str(fields[key].type)
+        axes.append((key, [_typed(key, v, hint) for v in values]))
+        if len(set(map(repr, axes[-1][1]))) != len(values):
+            raise ConfigError(f"--grid {key!r}: a value is given twice")
+    return [dict(zip([k for k, _ in axes], combo)) for combo in itertools.product(*[v for _, v in axes])]
+
+
+def _typed(key: str, text: str, hint: str):
+    """``text`` as a value of a config field whose annotation reads ``hint``."""
+    if "Optional" in hint and text.lower() == "none":
+        return None
+    kind = hint.replace("Optional[", "").rstrip("]")
+    try:
+        if kind == "bool":
+            if text.lower() not in ("true", "false"):
+                raise ValueError(text)
+            return text.lower() == "true"
+        return {"int": int, "float": float, "str": str}[kind](text)
+    except (KeyError, ValueError):
+        raise ConfigError(f"--grid {key}: {text!r} is not a {kind}") from None
+
+
+def point_name(point: dict) -> str:
+    """A grid point's folder name: ``lr=2e-05,batch_size=16`` (path separators made safe)."""
+    text = ",".join(f"{k}={v}" for k, v in point.items())
+    return "".join(c if c.isalnum() or c in "=,.-_+" else "_" for c in text)
+
+
+def run_grid(cfg: TrainConfig, points: list[dict], seeds: Sequence[int], out, floors: Optional[Floors] = None,
+             rule: str = "median", overwrite: bool = False, options: Optional["EngineOptions"] = None) -> dict:
+    """One sweep per grid point, under ``out/<point>/``; ``out/grid.json`` holds every point's verdict.
+
+    Every point's runs are configs checked before the first run starts, so a bad value costs
+    nothing. Returns ``{"points": [{"point", "folder", "summary"}], "passed"}``.
+    """
+    from mrpc_check.pipeline.config import make_config
+    from mrpc_check.pipeline.report import atomic_write_text
+
+    out = Path(out).expanduser()
+    configs = [make_config(cfg, **point) for point in points]  # ConfigError before any run
+    results = []
+    for point, point_cfg in zip(points, configs):
+        folder = out / point_name(point)
+        result = run_sweep(point_cfg, seeds, folder, floors, rule, overwrite=overwrite, options=options)
+        results.append({"point": point, "folder": str(folder), "summary": result["summary"], "failed": result["failed"]})
+        grid = {"points": results, "passed": all(r["summary"]["passed"] for r in results),
+                "complete": len(results) == len(points)}
+        atomic_write_text(out / GRID_JSON, json.dumps(grid, indent=2) + "\n")
+    return grid
+
+
+def format_grid(grid: dict) -> str:
+    """One line per grid point: its settings, median F1 and accuracy, and its verdict."""
+    lines = [f"{'point':<40}  {'median F1':>9}  {'median acc':>10}  verdict"]
+    for r in grid["points"]:
+        s = r["summary"]
+        f1 = s.get("validation", {}).get("f1", {}).get("median")
+        acc = s.get("validation", {}).get("accuracy", {}).get("median")
+        lines.append(f"{point_name(r['point']):<40}  {f1 if f1 is None else f'{f1:.4f}':>9}  {acc if acc is None else f'{acc:.4f}':>10}  "
+                     + ("PASS" if s["passed"] else "FAIL: " + "; ".join(s["failures"])))
+    return "\n".join(lines)
 
 
 def seed_dir(out: Path, seed: int) -> Path:

@@ -191,3 +191,39 @@ def test_a_retried_task_whose_report_is_written_reads_it_back(tmp_path, tiny_cfg
     monkeypatch.setattr(pipeline, "run_training", lambda *a, **k: pytest.fail("trained again"))
     retry = dataclasses.replace(tiny_cfg, seed=1, output_dir=str(sweep.seed_dir(tmp_path, 1)), overwrite=False)
     assert sweep._one_run(retry.to_dict()) == first["runs"][0]
+
+
+class TestGrid:
+    def test_points_are_the_product_typed_as_the_recipe(self):
+        points = sweep.parse_grid(["lr=2e-5,5e-5", "batch-size=16,32", "group_by_length=true"])
+        assert points == [{"lr": 2e-5, "batch_size": 16, "group_by_length": True}, {"lr": 2e-5, "batch_size": 32, "group_by_length": True},
+                          {"lr": 5e-5, "batch_size": 16, "group_by_length": True}, {"lr": 5e-5, "batch_size": 32, "group_by_length": True}]
+        assert sweep.point_name({"model": "runs/a b", "lr": 2e-5}) == "model=runs_a_b,lr=2e-05"
+
+    @pytest.mark.parametrize("spec, pattern", [
+        (["lrr=1e-5"], "not a recipe setting \\(did you mean 'lr'"), (["lr"], "KEY=V1,V2"), (["lr="], "KEY=V1,V2"),
+        (["epochs=two"], "'two' is not a int"), (["seed=1,2"], "per run"), (["lr=1e-5", "lr=2e-5"], "given twice"),
+        (["lr=1e-5,1e-5"], "given twice"), (["fp16=yes"], "not a recipe setting")])
+    def test_bad_grids_name_the_fix(self, spec, pattern):
+        with pytest.raises(ConfigError, match=pattern):
+            sweep.parse_grid(spec)
+
+    def test_a_grid_is_one_sweep_per_point_and_one_verdict(self, tmp_path, tiny_model_dir, raw_dir, capsys):
+        from mrpc_check.cli import main
+
+        code = main(["sweep", "--seeds", "1", "--grid", "lr=1e-4,3e-4", "--model", tiny_model_dir, "--data", raw_dir,
+                     "--epochs", "1", "--max-train-samples", "16", "--output-dir", str(tmp_path), "--min-f1", "0.9",
+                     "--min-accuracy", "0.9"])
+        grid = json.loads((tmp_path / "grid.json").read_text())
+        assert [p["point"] for p in grid["points"]] == [{"lr": 1e-4}, {"lr": 3e-4}] and grid["complete"]
+        for point in grid["points"]:
+            saved = json.loads((tmp_path / sweep.point_name(point["point"]) / "sweep.json").read_text())
+            assert saved["config"]["lr"] == point["point"]["lr"] and saved["summary"] == point["summary"]
+        assert code == (0 if grid["passed"] else 1) and not grid["passed"]  # floors of 0.9 on a tiny model: FAIL
+        out = capsys.readouterr().out
+        assert "lr=0.0001" in out and "lr=0.0003" in out and "grid.json" in out
+
+    def test_a_bad_value_stops_the_grid_before_any_run(self, tmp_path, tiny_cfg):
+        with pytest.raises(ConfigError):
+            sweep.run_grid(tiny_cfg, [{"lr": 1e-4}, {"epochs": -1}], [1], tmp_path / "g", Floors(0.9, 0.9))
+        assert not (tmp_path / "g").exists()
