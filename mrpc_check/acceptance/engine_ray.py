@@ -42,6 +42,23 @@ def _import_ray():
     return ray
 
 
+def _token_auth_like_ray_start() -> None:
+    """Send the cluster's auth token when there is one, as `ray start` does.
+
+    Ray (2.60) turns token authentication on in `ray start` whenever a token exists
+    (``~/.ray/auth_token``, written by any earlier local ``ray.init()``), but a driver joining
+    with ``ray.init(address=...)`` sends it only under ``RAY_AUTH_MODE=token``: without this, it
+    is refused ("InvalidAuthToken") by a cluster started on the same machine or account.
+    """
+    if "RAY_AUTH_MODE" in os.environ:
+        return  # the user's explicit choice
+    try:  # Ray's own rule, which also refreshes its cached config (the variable alone comes too late after import)
+        from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
+    except ImportError:  # a Ray without token authentication: nothing to send
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
 def _writable(folder: Path) -> None:
     """Fail the task at once, naming the path and the node, when this node cannot write the seed's folder."""
     try:
@@ -81,6 +98,8 @@ def run_all(run, configs: list, options) -> Iterator[dict]:
     ray = _import_ray()
     started_here = not ray.is_initialized()
     if started_here:
+        if options.address:
+            _token_auth_like_ray_start()
         env = {k: os.environ[k] for k in _FORWARDED if k in os.environ}
         kwargs = {"address": options.address} if options.address else {"num_cpus": os.cpu_count(), "include_dashboard": False}
         try:
