@@ -98,6 +98,9 @@ def _sweep_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--max-retries", type=int, default=3,
                    help="ray: retries of a seed whose worker died (killed, preempted, out of memory); it resumes from its "
                         "last checkpoint with --checkpoint-every. A run that raises is not retried [%(default)s]")
+    p.add_argument("--keep-models", choices=("all", "best", "none"), default="all",
+                   help="model folders kept when the sweep ends: all, best (the seed with the highest validation F1), or none "
+                        "(reports, curves and metrics always stay) [%(default)s]")
     p.add_argument("--rule", choices=RULES, default="median",
                    help="median: no degenerate run and the median clears the floors; all: every run clears them [%(default)s]")
     _recipe_args(p)
@@ -406,7 +409,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from mrpc_check.acceptance.sweep import EngineOptions, format_summary, parse_seeds, run_sweep
 
             cfg = _config_from(args)
-            options = EngineOptions(args.engine, args.jobs, args.address, args.cpus_per_run, args.gpus_per_run, args.max_retries)
+            options = EngineOptions(args.engine, args.jobs, args.address, args.cpus_per_run, args.gpus_per_run, args.max_retries,
+                                    args.keep_models)
             if args.grid:
                 from mrpc_check.acceptance.sweep import format_grid, parse_grid, run_grid
 

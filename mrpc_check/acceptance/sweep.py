@@ -279,6 +279,7 @@ def _one_run(cfg_dict: dict) -> dict:
 
 
 ENGINES = ("local", "ray")
+KEEP_MODELS = ("all", "best", "none")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -291,6 +292,7 @@ class EngineOptions:
     cpus_per_run: float = 1  # ray: CPUs each task declares (its torch threads)
     gpus_per_run: float = 0  # ray: GPUs each task declares
     max_retries: int = 3  # ray: retries of a task whose worker died (a run that raises is not retried)
+    keep_models: str = "all"  # all | best (the seed with the highest validation F1) | none: model folders kept at the end
     progress: bool = True
 
 
@@ -348,6 +350,8 @@ def run_sweep(cfg: TrainConfig, seeds: Sequence[int], out, floors: Optional[Floo
         raise ConfigError(f"--jobs must be a positive integer, got {options.jobs}")
     if options.max_retries < 0 or options.cpus_per_run <= 0 or options.gpus_per_run < 0:
         raise ConfigError("--max-retries and --gpus-per-run must be >= 0 and --cpus-per-run > 0")
+    if options.keep_models not in KEEP_MODELS:
+        raise ConfigError(f"--keep-models must be one of {', '.join(KEEP_MODELS)}, got {options.keep_models!r}")
     runner = engine(options.engine)
     out = Path(out).expanduser()
     baseline = majority_baseline(load_mrpc(cfg.data)["validation"]["label"])
@@ -356,6 +360,7 @@ def run_sweep(cfg: TrainConfig, seeds: Sequence[int], out, floors: Optional[Floo
     out.mkdir(parents=True, exist_ok=True)
     order = {s: i for i, s in enumerate(seeds)}
     failed: list[dict] = []
+    models: dict = {}  # seed -> model folder kept at the end (--keep-models)
 
     def record(runs: list[dict], final: bool) -> dict:
         runs = sorted(runs, key=lambda r: order[r["seed"]])
@@ -368,6 +373,7 @@ def run_sweep(cfg: TrainConfig, seeds: Sequence[int], out, floors: Optional[Floo
                        "failures": [note, *((summary or {}).get("failures", []))]}
         result = {"config": {**cfg.to_dict(), "output_dir": str(out.resolve())}, "seeds": list(seeds),
                   "floors": floors.to_dict(), "baseline": baseline, "runs": runs, "failed": failed, "complete": final,
+                  **({"models": dict(models), "keep_models": options.keep_models} if final else {}),
                   "summary": summary}
         atomic_write_text(out / SWEEP_JSON, json.dumps(result, indent=2) + "\n")
         return result
@@ -388,11 +394,29 @@ def run_sweep(cfg: TrainConfig, seeds: Sequence[int], out, floors: Optional[Floo
             bar.set_postfix(seed=runs[-1]["seed"], f1=f"{runs[-1]['f1']:.4f}")
         bar.update()
     bar.close()
+    models.update(prune_models(out, runs, options.keep_models))
     result = record(runs, final=True)
     skipped = draw_sweep(result, out / SWEEP_PLOT) if runs else None
     if skipped:
         print(skipped)
     return result
+
+
+def prune_models(out: Path, runs: list[dict], keep: str) -> dict:
+    """Delete the model folders ``keep`` does not keep (reports, curves and metrics stay); returns seed -> kept folder."""
+    import shutil
+
+    from mrpc_check.pipeline.report import MODEL_DIR
+
+    best = max(runs, key=lambda r: r["f1"])["seed"] if runs else None
+    kept = {}
+    for run in runs:
+        folder = seed_dir(out, run["seed"]) / MODEL_DIR
+        if not (keep == "all" or (keep == "best" and run["seed"] == best)) and folder.is_dir():
+            shutil.rmtree(folder)
+        if folder.is_dir():
+            kept[str(run["seed"])] = str(folder)
+    return kept
 
 
 def progress_line(outcome: dict, runs: list[dict], total: int) -> str:

@@ -227,3 +227,14 @@ class TestGrid:
         with pytest.raises(ConfigError):
             sweep.run_grid(tiny_cfg, [{"lr": 1e-4}, {"epochs": -1}], [1], tmp_path / "g", Floors(0.9, 0.9))
         assert not (tmp_path / "g").exists()
+
+
+@pytest.mark.parametrize("keep", ["none", "best", "all"])
+def test_keep_models_keeps_what_it_says(tmp_path, tiny_cfg, keep):
+    options = sweep.EngineOptions(keep_models=keep, progress=False)
+    result = sweep.run_sweep(tiny_cfg, [1, 2], tmp_path, Floors(0.9, 0.9), options=options)
+    on_disk = sorted(s for s in (1, 2) if (sweep.seed_dir(tmp_path, s) / "model").is_dir())
+    best = max(result["runs"], key=lambda r: r["f1"])["seed"]
+    assert on_disk == {"none": [], "best": [best], "all": [1, 2]}[keep]
+    assert sorted(map(int, result["models"])) == on_disk and result["keep_models"] == keep
+    assert all((sweep.seed_dir(tmp_path, s) / "report.json").is_file() for s in (1, 2))  # reports always stay

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 FLOORS = Floors(min_f1=0.9, min_accuracy=0.9)
 # What a run's entry holds that depends on when and where it ran, not on what it computed.
-WHERE_AND_WHEN = ("train_s", "report")
+WHERE_AND_WHEN = ("train_s", "report")  # (sweep.json's "models" paths differ too: not compared)
 
 
 def _free_port() -> int:
@@ -75,6 +75,7 @@ def test_a_sweep_through_the_cluster_equals_the_local_one(tmp_path, tiny_cfg, ti
     on_ray = json.loads((tmp_path / "ray" / "sweep.json").read_text())
     assert [_computed(r) for r in on_ray["runs"]] == [_computed(r) for r in local["runs"]]
     assert on_ray["summary"] == local["summary"] and on_ray["failed"] == local["failed"] == []
+    assert sorted(on_ray["models"]) == sorted(local["models"]) == ["1", "2"]
     assert (done.returncode == 0) == local["summary"]["passed"]
 
 
