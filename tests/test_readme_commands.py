@@ -32,6 +32,10 @@ NOT_RUN = {
     "pytest --pyargs mrpc_check.acceptance -m slow": "fine-tunes a pretrained model (minutes)",
     "mrpc-check verify --loop my_pkg.training:adapter": "names a user's package that does not exist here",
     ".mrpc-venv/bin/python benchmarks/": "benchmarks train for minutes",
+    "ray start": "starts a Ray cluster node (tests/acceptance/test_sweep_ray.py starts one on 127.0.0.1)",
+    "nodes=(": "reads a Slurm allocation",
+    "srun ": "needs a Slurm allocation",
+    "sleep ": "waits for the Slurm nodes above",
 }
 
 

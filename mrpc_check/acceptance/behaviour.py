@@ -434,8 +434,15 @@ def run_suite(predict: Predictor, pairs: Sequence[Pair], labels: Optional[Sequen
         raise ConfigError(f"{len(labels)} labels for {len(pairs)} pairs")
     generated = {t: TESTS[t].generate(pairs, labels) for t in suite.tests}
     needed = dict.fromkeys(p for cases in generated.values() for c in cases for p in (c.after, c.before) if p is not None)
+    labelled = [(p, y) for p, y in zip(pairs, labels) if y >= 0]
+    needed.update(dict.fromkeys(p for p, _ in labelled))  # the original pairs: the predictor's own scores (context)
     asked = list(needed)
     probability = dict(zip(asked, checked(predict, name)(asked))) if asked else {}
+    context = predictor_context([probability[p] for p, _ in labelled], [y for _, y in labelled]) if labelled else None
+    # The yardstick: the calibration classifiers, whose flaws are known, judged on the same cases (no model: fast).
+    majority = context["baseline"]["label"] if context else 1
+    yardsticks = {"overlap": overlap_classifier, "first_sentence": first_sentence_classifier, "majority": constant_classifier(majority)}
+    yard_probability = {k: dict(zip(asked, f(asked))) if asked else {} for k, f in yardsticks.items()}
     results = []
     for test_name, cases in generated.items():
         test = TESTS[test_name]
@@ -449,22 +456,49 @@ def run_suite(predict: Predictor, pairs: Sequence[Pair], labels: Optional[Sequen
             row["reason"] = f"0 cases: {why}"
             results.append(row)
             continue
-        failing = []
-        for case in cases:
-            p_after = probability[case.after]
-            p_before = probability[case.before] if case.before is not None else None
-            if _failed(test, case, p_after, p_before, suite.margin):
-                failing.append((case, p_before, p_after))
+        failing = _failing(test, cases, probability, suite.margin)
         rate = len(failing) / len(cases)
         row.update(failures=len(failing), failure_rate=rate,
-                   status="info" if threshold is None else ("fail" if rate > threshold else "pass"))
+                   status="info" if threshold is None else ("fail" if rate > threshold else "pass"),
+                   yardstick={k: len(_failing(test, cases, yp, suite.margin)) / len(cases) for k, yp in yard_probability.items()})
+        if context and context["degenerate"] and (test.kind == "INV" or (test.kind == "MFT" and test.expected == context["constant"])):
+            # A constant answer cannot change under an edit, and always matches an MFT expecting it.
+            kind = "an INV test" if test.kind == "INV" else f"an MFT test expecting {test.expected}"
+            row["vacuous"] = f"vacuous: a constant answer (class {context['constant']} on every original pair) cannot fail {kind}"
         failing.sort(key=lambda f: -_severity(test, f[1], f[2]))  # the clearest failures first
         row["examples"] = [{"edit": c.edit, "before": list(c.before) if c.before else None, "after": list(c.after),
                             "p_before": pb, "p_after": pa} for c, pb, pa in failing[:EXAMPLES]]
         results.append(row)
     counts = {s: sum(r["status"] == s for r in results) for s in ("pass", "fail", "info", "skip")}
     return {"tests": results, "counts": counts, "failed": [r["name"] for r in results if r["status"] == "fail"],
-            "pairs": len(pairs), "margin": suite.margin}
+            "pairs": len(pairs), "margin": suite.margin, "context": context}
+
+
+def _failing(test: BehaviourTest, cases: list, probability: dict, margin: float) -> list:
+    """The cases ``test`` fails under ``probability`` (pair -> P(equivalent)), as (case, p_before, p_after)."""
+    failing = []
+    for case in cases:
+        p_after = probability[case.after]
+        p_before = probability[case.before] if case.before is not None else None
+        if _failed(test, case, p_after, p_before, margin):
+            failing.append((case, p_before, p_after))
+    return failing
+
+
+def predictor_context(probabilities: Sequence[float], labels: Sequence[int]) -> dict:
+    """The predictor on the split's own pairs: accuracy, F1 and MCC beside the majority baseline; degenerate or not."""
+    from mrpc_check.pipeline.stats import majority_baseline, matthews
+
+    predictions = [int(p >= 0.5) for p in probabilities]
+    labels = [int(y) for y in labels]
+    tp = sum(p == 1 and y == 1 for p, y in zip(predictions, labels))
+    wrong = sum(p != y for p, y in zip(predictions, labels))
+    classes = set(predictions)
+    constant = next(iter(classes)) if len(classes) == 1 else None
+    return {"pairs": len(labels), "accuracy": (len(labels) - wrong) / len(labels), "f1": 2 * tp / (2 * tp + wrong) if tp else 0.0,
+            "mcc": matthews(predictions, labels), "baseline": majority_baseline(labels), "constant": constant,
+            "degenerate": (f"degenerate: answers class {constant} on all {len(labels)} original pairs" if constant is not None
+                           else None)}
 
 
 def suite_on_split(predict: Predictor, dataset, suite: Optional[Suite] = None, name: str = "predictor") -> dict:
@@ -482,17 +516,42 @@ def model_behaviour(model: str, dataset, suite: Optional[Suite] = None, device: 
     return suite_on_split(predict, dataset, suite, name or f"model {model}")
 
 
+SHOWN = 3  # failing cases printed under the table per failing test (the JSON keeps EXAMPLES)
+
+
 def format_table(result: dict) -> str:
-    """The tests as a table, then one line of counts."""
-    lines = [f"{'test':<12} {'type':<4} {'cases':>6} {'failures':>8} {'rate':>7} {'threshold':>9}  verdict"]
+    """The predictor on the original pairs, the tests as a table with the calibration classifiers' failure
+    rates beside the predictor's, one line of counts, then the clearest failures of each failing test."""
+    lines = []
+    c = result.get("context")
+    if c:
+        b = c["baseline"]
+        lines.append(f"predictor on the {c['pairs']} original pairs: accuracy {c['accuracy']:.4f}  F1 {c['f1']:.4f}  "
+                     f"MCC {c['mcc']:.4f}  (majority baseline: accuracy {b['accuracy']:.4f}, F1 {b['f1']:.4f})")
+        if c["degenerate"]:
+            lines.append(c["degenerate"])
+    lines.append(f"{'test':<12} {'type':<4} {'cases':>6} {'failures':>8} {'rate':>7} {'threshold':>9}  "
+                 f"{'overlap':>7} {'first':>7} {'majority':>8}  verdict")
     for r in result["tests"]:
         rate = "-" if r["failure_rate"] is None else f"{100 * r['failure_rate']:.1f}%"
         threshold = "none" if r["threshold"] is None else f"{100 * r['threshold']:.0f}%"
+        yard = r.get("yardstick") or {}
+        rates = [f"{100 * yard[k]:.1f}%" if k in yard else "-" for k in ("overlap", "first_sentence", "majority")]
         verdict = {"info": "REPORTED (no threshold)", "skip": f"SKIP ({r['reason']})"}.get(r["status"], r["status"].upper())
-        lines.append(f"{r['name']:<12} {r['type']:<4} {r['cases']:>6} {r['failures']:>8} {rate:>7} {threshold:>9}  {verdict}")
-    c = result["counts"]
-    lines.append(f"{c['pass']} passed, {c['fail']} failed, {c['info']} reported, {c['skip']} skipped "
-                 f"({result['pairs']} pairs; DIR margin {result['margin']})")
+        if r.get("vacuous"):
+            verdict += f" ({r['vacuous']})"
+        lines.append(f"{r['name']:<12} {r['type']:<4} {r['cases']:>6} {r['failures']:>8} {rate:>7} {threshold:>9}  "
+                     f"{rates[0]:>7} {rates[1]:>7} {rates[2]:>8}  {verdict}")
+    counts = result["counts"]
+    lines.append(f"{counts['pass']} passed, {counts['fail']} failed, {counts['info']} reported, {counts['skip']} skipped "
+                 f"({result['pairs']} pairs; DIR margin {result['margin']}; overlap, first, majority: the failure rates "
+                 "of the calibration classifiers on the same cases)")
+    for r in result["tests"]:
+        if r["status"] == "fail" and r["examples"]:
+            lines.append(f"{r['name']}: the clearest of {r['failures']} failures")
+            for e in r["examples"][:SHOWN]:
+                before = f"P(equivalent) {e['p_before']:.2f} -> " if e["p_before"] is not None else "P(equivalent) "
+                lines.append(f"  {before}{e['p_after']:.2f}  {e['edit']}: {e['after'][0]!r} / {e['after'][1]!r}")
     return "\n".join(lines)
 
 

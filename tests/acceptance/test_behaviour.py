@@ -264,3 +264,50 @@ class TestOneFigureEverywhere:
                      "--no-behaviour"]) == 0
         assert "behaviour" not in json.loads((run / "report.json").read_text())
         capsys.readouterr()
+
+
+class TestContextAndYardstick:
+    """What a verdict is read against: the predictor's own scores, and the calibration classifiers' rates."""
+
+    def test_context_is_the_predictor_on_the_original_pairs(self):
+        # Class 1 exactly on the first 6 pairs: labels 1,1,1,1,1,0 there, then 0,1,1,1 predicted 0.
+        scores = {(a, c): (0.9 if i < 6 else 0.1) for i, (a, c) in enumerate(SPLIT_PAIRS)}
+        result = b.run_suite(lambda pairs: [scores.get(p, 0.5) for p in pairs], SPLIT_PAIRS, LABELS, NOBODY)
+        c = result["context"]
+        tp, fp, fn, tn = 5, 1, 3, 1  # by hand from LABELS
+        assert c["accuracy"] == pytest.approx((tp + tn) / 10) and c["f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+        mcc = (tp * tn - fp * fn) / ((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)) ** 0.5
+        assert c["mcc"] == pytest.approx(mcc) and c["baseline"]["accuracy"] == pytest.approx(0.8) and c["degenerate"] is None
+
+    def test_a_constant_predictor_is_named_degenerate_and_its_passes_vacuous(self):
+        result = b.run_suite(b.constant_classifier(1), SPLIT_PAIRS, LABELS)
+        assert result["context"]["degenerate"] == "degenerate: answers class 1 on all 10 original pairs"
+        vacuous = {t["name"] for t in result["tests"] if t.get("vacuous")}
+        assert vacuous == {"symmetry", "identity", "surface"}  # INV tests, and the MFT expecting class 1
+        assert all(t["status"] == "pass" for t in result["tests"] if t["name"] in vacuous)
+        table = b.format_table(result)
+        assert "degenerate: answers class 1" in table and table.count("vacuous: a constant answer") == 3
+
+    def test_a_real_predictor_has_no_vacuous_pass(self):
+        result = b.run_suite(b.overlap_classifier, SPLIT_PAIRS, LABELS)
+        assert result["context"]["degenerate"] is None and not any(t.get("vacuous") for t in result["tests"])
+
+    @pytest.mark.parametrize("name, classifier", [("overlap", b.overlap_classifier), ("first_sentence", b.first_sentence_classifier),
+                                                  ("majority", b.constant_classifier(1))])
+    def test_the_yardstick_column_is_each_classifier_run_as_the_predictor(self, name, classifier):
+        """Metamorphic: the yardstick's rate for a classifier equals that classifier's own rate as the predictor."""
+        yard = b.run_suite(lambda pairs: [0.5] * len(pairs), SPLIT_PAIRS, LABELS, NOBODY)
+        alone = rates(b.run_suite(classifier, SPLIT_PAIRS, LABELS, NOBODY))
+        assert {t["name"]: t["yardstick"][name] for t in yard["tests"] if t["cases"]} == {k: v for k, v in alone.items() if v is not None}
+
+    def test_failing_tests_show_their_clearest_cases_under_the_table(self):
+        result = b.run_suite(b.first_sentence_classifier, SPLIT_PAIRS, LABELS)
+        table = b.format_table(result).splitlines()
+        failing = [t for t in result["tests"] if t["status"] == "fail"]
+        assert failing, "the first-sentence classifier fails symmetry"
+        for t in failing:
+            head = table.index(f"{t['name']}: the clearest of {t['failures']} failures")
+            shown = table[head + 1: head + 1 + min(b.SHOWN, len(t["examples"]))]
+            assert all(line.startswith("  P(equivalent)") for line in shown)
+            worst = t["examples"][0]
+            assert f"{worst['p_after']:.2f}" in shown[0]
