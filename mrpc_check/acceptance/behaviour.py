@@ -420,9 +420,12 @@ def run_suite(predict: Predictor, pairs: Sequence[Pair], labels: Optional[Sequen
         labels: the split's labels (-1 or None for an unlabelled split: the DIR tests then have no case).
 
     Returns:
-        ``{"tests": [...], "counts": {...}, "failed": [...], "pairs": n, "margin": m}``; each test
+        ``{"tests": [...], "counts": {...}, "failed": [...], "pairs": n, "margin": m, "context": c}``; each test
         ``{"name", "type", "capability", "cases", "failures", "failure_rate", "threshold", "status",
-        "reason", "examples"}``, status ``pass|fail|info|skip`` (info: reported, no threshold).
+        "reason", "examples", "yardstick"}`` (and ``"vacuous"`` when a constant answer passes it),
+        status ``pass|fail|info|skip`` (info: reported, no threshold); ``yardstick`` maps each
+        calibration classifier to its failure rate on the same cases; ``context`` is
+        :func:`predictor_context` on the labelled original pairs (None on an unlabelled split).
 
     Raises:
         PredictorError: the predictor broke its contract.
