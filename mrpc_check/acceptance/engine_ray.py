@@ -11,8 +11,9 @@ imports this module, and it is the only one that imports Ray (the optional extra
 - **Nothing lost on a failing node.** A task whose worker process dies (killed, preempted, out
   of memory) is retried by Ray up to ``max_retries`` times; the retry resumes from the seed's
   last checkpoint when there is one (``--checkpoint-every``), so it repeats at most the steps
-  since. An error the run raises itself is not retried (it would raise again): the seed is
-  reported failed, with the error and the node.
+  since. So is a run stopped by SIGTERM (preemption: it checkpoints, then raises ``Preempted``).
+  Any other error the run raises is not retried (it would raise again): the seed is reported
+  failed, with the error.
 - **Where results live.** Every task writes ``OUTPUT/seed-<s>/`` where it runs: OUTPUT must be
   on storage every node sees (a shared file system). A task that cannot write it fails at once
   with the path and the node. The entry the sweep keeps (metrics, interval, degenerate) comes back
@@ -111,8 +112,12 @@ def run_all(run, configs: list, options) -> Iterator[dict]:
         if url and options.progress:
             print(f"Ray dashboard: http://{url}")
     threads = max(1, int(options.cpus_per_run))
+    from mrpc_check.errors import Preempted
+
+    # Retried: a worker that died, and a run stopped by SIGTERM (a preempted node: it checkpointed and
+    # raised Preempted). Any other error the run raises would raise again: not retried.
     remote = ray.remote(num_cpus=options.cpus_per_run, num_gpus=options.gpus_per_run, max_retries=options.max_retries,
-                        retry_exceptions=False)(_task)
+                        retry_exceptions=[Preempted])(_task)
     pending = {remote.remote(run, cfg, threads): cfg for cfg in configs}
     try:
         while pending:

@@ -79,7 +79,9 @@ def test_a_sweep_through_the_cluster_equals_the_local_one(tmp_path, tiny_cfg, ti
     assert (done.returncode == 0) == local["summary"]["passed"]
 
 
-def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(tmp_path, tiny_cfg, ray_address):
+@pytest.mark.parametrize("how", ["kill", "terminate"])
+def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(tmp_path, tiny_cfg, ray_address, how):
+    """SIGKILL (the OOM killer, a lost node) and SIGTERM (preemption: the run checkpoints and stops) alike."""
     import psutil
 
     from mrpc_check.pipeline.checkpoint import checkpoints_in
@@ -94,7 +96,7 @@ def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(tmp_path, ti
             if seed_dir.is_dir() and checkpoints_in(seed_dir):
                 for proc in psutil.process_iter(["cmdline"]):
                     if any("ray::_task" in part for part in (proc.info["cmdline"] or [])):
-                        proc.kill()  # SIGKILL: what a preempted node or the OOM killer does
+                        getattr(proc, how)()
                         killed.append(proc.pid)
                 return
             time.sleep(0.02)
