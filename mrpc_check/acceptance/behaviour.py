@@ -490,15 +490,14 @@ def _failing(test: BehaviourTest, cases: list, probability: dict, margin: float)
 
 def predictor_context(probabilities: Sequence[float], labels: Sequence[int]) -> dict:
     """The predictor on the split's own pairs: accuracy, F1 and MCC beside the majority baseline; degenerate or not."""
-    from mrpc_check.pipeline.stats import majority_baseline, matthews
+    from mrpc_check.pipeline.stats import confusion, majority_baseline, matthews
 
     predictions = [int(p >= 0.5) for p in probabilities]
     labels = [int(y) for y in labels]
-    tp = sum(p == 1 and y == 1 for p, y in zip(predictions, labels))
-    wrong = sum(p != y for p, y in zip(predictions, labels))
+    (tn, fp), (fn, tp) = confusion(predictions, labels)["matrix"]  # the split's own figures are made the same way
     classes = set(predictions)
     constant = next(iter(classes)) if len(classes) == 1 else None
-    return {"pairs": len(labels), "accuracy": (len(labels) - wrong) / len(labels), "f1": 2 * tp / (2 * tp + wrong) if tp else 0.0,
+    return {"pairs": len(labels), "accuracy": (tp + tn) / len(labels), "f1": 2 * tp / (2 * tp + fp + fn) if tp else 0.0,
             "mcc": matthews(predictions, labels), "baseline": majority_baseline(labels), "constant": constant,
             "degenerate": (f"degenerate: answers class {constant} on all {len(labels)} original pairs" if constant is not None
                            else None)}
