@@ -76,6 +76,12 @@ def test_a_sweep_through_the_cluster_equals_the_local_one(tmp_path, tiny_cfg, ti
     assert [_computed(r) for r in on_ray["runs"]] == [_computed(r) for r in local["runs"]]
     assert on_ray["summary"] == local["summary"] and on_ray["failed"] == local["failed"] == []
     assert sorted(on_ray["models"]) == sorted(local["models"]) == ["1", "2"]
+    # A tiny model's scores hardly move with the recipe: the training itself must be the same too, step by step
+    # (up to float reassociation: the Ray task runs on its own thread count).
+    for seed in (1, 2):
+        ray_loss, local_loss = (json.loads((tmp_path / where / f"seed-{seed}" / "report.json").read_text())["history"]["loss"]
+                                for where in ("ray", "local"))
+        assert ray_loss == pytest.approx(local_loss, rel=1e-4) and len(ray_loss) == len(local_loss) > 0
     assert (done.returncode == 0) == local["summary"]["passed"]
 
 
