@@ -201,8 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leave out the behaviour tests (the output's behaviour section; see mrpc-check behave) [run them]")
     _floor_args(e, required=False)
 
-    b = sub.add_parser("behave", help="behaviour tests of a paraphrase classifier (symmetry, identity, unrelated, surface, "
-                                      "negation, numbers, entity_swap); exit 1 when a thresholded test fails")
+    b = sub.add_parser("behave", help="behaviour tests of a paraphrase classifier (original, symmetry, identity, unrelated, "
+                                      "surface, negation, numbers, entity_swap, word_order); exit 1 when a thresholded test fails")
     which = b.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", help="a model folder (a train output's model/, any Hub-format sequence classifier) or Hub id")
     which.add_argument("--predictor", metavar="FILE.py:FN", help="your own predict(pairs) -> P(equivalent) per pair: "
@@ -214,9 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--batch-size", type=int, default=64, help="pairs per forward for --model [%(default)s]")
     b.add_argument("--device", choices=DEVICES, default="auto")
     b.add_argument("--margin", type=float, default=None, help="DIR tests: how far P(equivalent) must fall [0.1]")
-    b.add_argument("--threshold", action="append", default=[], metavar="TEST=RATE",
-                   help="a test's failure-rate threshold, or TEST=none to report it without judging; repeatable "
-                        "[defaults from the reference model, README: Behaviour]")
+    b.add_argument("--threshold", action="append", default=[], metavar="TEST=LIMIT",
+                   help="a test's failure-rate limit: a rate (symmetry=0.15), a yardstick's rate on the same cases "
+                        "less some points (negation=overlap-0.2; yardsticks overlap, first_sentence, majority, unedited), "
+                        "or TEST=none to report it without judging; repeatable [defaults from the reference model, "
+                        "README: Behaviour]")
 
     v = sub.add_parser("verify", help="run the check battery on a training loop; exit 1 when a check fails")
     v.add_argument("--loop", required=True, metavar="MODULE:ADAPTER",
@@ -316,7 +318,8 @@ def _behave(args: argparse.Namespace) -> int:
     for item in args.threshold:
         name, sep, rate = item.partition("=")
         if not sep or name.strip() not in TEST_NAMES:
-            raise ConfigError(f"--threshold {item!r}: write TEST=RATE (or TEST=none) with TEST one of {', '.join(TEST_NAMES)}")
+            raise ConfigError(f"--threshold {item!r}: write TEST=RATE, TEST=YARDSTICK-POINTS or TEST=none with TEST one of "
+                              f"{', '.join(TEST_NAMES)}")
         overrides[name.strip()] = rate
     suite = suite_from(overrides, args.margin)
     if args.batch_size <= 0:

@@ -61,9 +61,9 @@ def pytest_addoption(parser):
 
     for name in TEST_NAMES:
         default = THRESHOLDS[name]
-        group.addoption(f"--mrpc-behaviour-{name.replace('_', '-')}", default=None, metavar="RATE|none",
-                        help=f"behaviour test {name}: failure rate above which it fails, or none to report it "
-                             f"[{'none' if default is None else default}]")
+        group.addoption(f"--mrpc-behaviour-{name.replace('_', '-')}", default=None, metavar="RATE|YARDSTICK-POINTS|none",
+                        help=f"behaviour test {name}: failure rate above which it fails (0.15), a yardstick less some "
+                             f"points (overlap-0.2, unedited-0.02), or none to report it [{'none' if default is None else default}]")
     group.addoption("--mrpc-behaviour-margin", type=float, default=MARGIN, metavar="P",
                     help="behaviour DIR tests: how far P(equivalent) must fall [%(default)s]")
     group.addoption("--mrpc-report", default=None, metavar="FILE", help="append each acceptance run's figures to FILE as JSON lines")

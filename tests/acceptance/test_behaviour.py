@@ -136,7 +136,7 @@ class TestCalibration:
 
     def test_majority_class_fails_unrelated(self):
         r = b.run_suite(b.constant_classifier(1), SPLIT_PAIRS, LABELS)
-        assert r["failed"] == ["unrelated"] and rates(r)["unrelated"] == 1.0
+        assert "unrelated" in r["failed"] and rates(r)["unrelated"] == 1.0
 
     def test_a_classifier_that_reads_meaning_passes_the_directional_tests(self):
         """An oracle for the edits: it lowers P(equivalent) when the two sentences' negations, numbers or
@@ -169,7 +169,7 @@ class TestCalibration:
         assert overlap["symmetry"] == overlap["identity"] == 0.0
         assert min(overlap[n] for n in b.CALIBRATION["overlap"]) > 0.5, overlap
         assert "symmetry" in b.suite_on_split(b.first_sentence_classifier, split)["failed"]
-        assert b.suite_on_split(b.constant_classifier(1), split)["failed"] == ["unrelated"]
+        assert "unrelated" in b.suite_on_split(b.constant_classifier(1), split)["failed"]
 
 
 class TestPredictorContract:
@@ -313,3 +313,231 @@ class TestContextAndYardstick:
             assert all(line.startswith("  P(equivalent)") for line in shown)
             worst = t["examples"][0]
             assert f"{worst['p_after']:.2f}" in shown[0]
+
+
+def boundary_split(n, zeros=0):
+    """n distinct pairs, the first ``zeros`` of them labelled 0: each pair gives exactly one case to
+    original, symmetry, unrelated and surface (its final full stop), and, labelled 1, to negation,
+    numbers and word_order; its two sentences are two identity cases."""
+    pairs = [(f"Shares of company number {i} rose sharply today .", f"Company number {i} said its shares were up today .")
+             for i in range(n)]
+    return pairs, [0 if i < zeros else 1 for i in range(n)]
+
+
+def controlled(name, pairs, labels, k, u):
+    """A predictor failing exactly the first k cases of test ``name``, and, each case judged on its
+    original pair instead (the unedited yardstick), exactly the first u. Built from the cases' kind
+    alone: the suite's counting is what is under test."""
+    test = b.TESTS[name]
+    cases = test.generate(pairs, labels)
+    p = {}
+    for i, case in enumerate(cases):
+        if test.kind == "MFT":
+            expected = test.expected if case.expected is None else case.expected
+            right, wrong = (0.9, 0.1) if expected == 1 else (0.1, 0.9)
+            p[case.after] = wrong if i < k else right
+            if case.before is not None:
+                p[case.before] = wrong if i < u else right
+        elif test.kind == "INV":
+            p[case.before], p[case.after] = 0.9, (0.1 if i < k else 0.9)
+        else:  # DIR: only a case whose original is predicted equivalent can fail (k <= u)
+            p[case.before] = 0.9 if i < u else 0.3
+            p[case.after] = 0.88 if i < k else 0.1  # 0.02 below 0.9: less than any margin, still equivalent
+    return (lambda asked: [p.get(pair, 0.1) for pair in asked]), len(cases)
+
+
+def overlap_errors(pairs, labels):
+    """The built-in word-overlap classifier's wrong answers on the pairs, counted here (its yardstick rate on original)."""
+    return sum((q >= 0.5) != (y == 1) for q, y in zip(b.overlap_classifier(pairs), labels))
+
+
+class TestThresholds:
+    """Fixed and relative thresholds: their forms, their limits, and every default held at its boundary."""
+
+    @pytest.mark.parametrize("written, expected", [
+        ("0.15", b.Threshold(rate=0.15)), (0.05, b.Threshold(rate=0.05)), ("none", None), ("off", None),
+        ("overlap-0.2", b.Threshold(yardstick="overlap", points=0.2)), ("overlap - 20%", b.Threshold(yardstick="overlap", points=0.2)),
+        ("unedited-0.05", b.Threshold(yardstick="unedited", points=0.05)), ("majority", b.Threshold(yardstick="majority")),
+        ("First_Sentence-0.1", b.Threshold(yardstick="first_sentence", points=0.1)),
+    ])
+    def test_the_forms(self, written, expected):
+        assert b.parse_threshold(written) == expected
+
+    @pytest.mark.parametrize("written", ["1.5", "-0.1", "overlap+0.2", "bert-0.2", "overlap-1.5", "overlap-", "0.1,overlap"])
+    def test_other_forms_are_refused_naming_the_forms(self, written):
+        with pytest.raises(b.ConfigError, match=r"yardstick|\[0, 1"):
+            b.parse_threshold(written)
+
+    def test_written_forms_round_trip(self):
+        for written in ("0.15", "overlap-0.2", "unedited-0.05", "majority"):
+            assert str(b.parse_threshold(written)) == written
+
+    @pytest.mark.parametrize("name", ["symmetry", "surface", "identity", "unrelated", "original"])
+    def test_unedited_is_refused_where_nothing_was_edited(self, name):
+        with pytest.raises(b.ConfigError, match=f"{name} has no unedited yardstick"):
+            b.suite_from({name: "unedited-0.1"})
+
+    @pytest.mark.parametrize("name", [n for n, t in b.THRESHOLDS.items() if t is not None])
+    def test_every_default_holds_its_boundary(self, name):
+        """A rate just at the default threshold passes, one case more fails, one fewer passes; the limit
+        worked out here in closed form from the threshold's definition."""
+        threshold = b.parse_threshold(b.THRESHOLDS[name])
+        self._boundary(name, threshold)
+
+    @pytest.mark.parametrize("name, written", [
+        ("word_order", "unedited-0.1"), ("word_order", "overlap-0.25"), ("negation", "unedited-0.2"),
+        ("numbers", "0.3"), ("symmetry", "first_sentence-0.25"), ("original", "majority-0.05"), ("unrelated", "0.35"),
+    ])
+    def test_other_thresholds_hold_their_boundary(self, name, written):
+        self._boundary(name, b.parse_threshold(written))
+
+    def _boundary(self, name, threshold):
+        # A split size on which the limit is a whole number of cases: a rate can then sit just at it.
+        size = next(n for n in (100, 200, 1000) if abs(round((threshold.rate or threshold.points) * n)
+                                                        - (threshold.rate or threshold.points) * n) < 1e-9)
+        pairs, labels = boundary_split(size, zeros=2 * size // 5 if name == "original" else 0)
+        _, n = controlled(name, pairs, labels, 0, 0)
+        u = n - 10  # the unedited yardstick's failures (and DIR's room: only these cases can fail)
+        if threshold.rate is not None:
+            limit = threshold.rate
+        elif threshold.yardstick == "unedited":
+            limit = u / n - threshold.points
+        elif threshold.yardstick == "overlap" and name == "original":
+            limit = overlap_errors(pairs, labels) / n - threshold.points
+        else:
+            yard = b.run_suite(b.overlap_classifier if threshold.yardstick == "overlap" else
+                               b.first_sentence_classifier if threshold.yardstick == "first_sentence" else
+                               b.constant_classifier(1), pairs, labels, b.Suite(thresholds={}, tests=(name,)))
+            limit = yard["tests"][0]["failure_rate"] - threshold.points  # metamorphic: that classifier as the predictor
+        at = round(limit * n)
+        assert at >= 1 and abs(at - limit * n) < 1e-9 and at + 1 <= u, (name, limit, n)  # the split puts a rate just at it
+        suite = b.Suite(thresholds={name: threshold}, tests=(name,))
+        for k, status in ((at - 1, "pass"), (at, "pass"), (at + 1, "fail")):
+            predict, _ = controlled(name, pairs, labels, k, u)
+            row = b.run_suite(predict, pairs, labels, suite)["tests"][0]
+            assert (row["failures"], row["status"]) == (k, status), (name, str(threshold), k, row)
+            assert row["threshold"] == pytest.approx(limit) and row["threshold_rule"] == str(threshold)
+
+    def test_the_limit_never_goes_below_zero(self):
+        pairs, labels = boundary_split(20)
+        suite = b.Suite(thresholds={"word_order": "unedited-0.5"}, tests=("word_order",))
+        for k, status in ((0, "pass"), (1, "fail")):
+            predict, n = controlled("word_order", pairs, labels, k, 4)  # unedited 20 %: 30 points short of 50
+            row = b.run_suite(predict, pairs, labels, suite)["tests"][0]
+            assert (row["threshold"], row["status"]) == (0.0, status)
+
+    def test_a_relative_limit_is_shown_with_its_rule(self):
+        pairs, labels = boundary_split(20)
+        predict, n = controlled("word_order", pairs, labels, 12, 16)
+        result = b.run_suite(predict, pairs, labels, b.Suite(thresholds={"word_order": "unedited-0.25"}, tests=("word_order",)))
+        table = b.format_table(result)
+        assert "55.0% = unedited-0.25" in table  # 16/20 - 0.25
+        assert list(b.failure_lines(result)) == [
+            next(line for line in b.failure_lines(result) if "60.0% > threshold 55.0% = unedited-0.25" in line)]
+
+    def test_cli_takes_a_relative_threshold(self, tmp_path, glue_dir, capsys):
+        pred = tmp_path / "p.py"
+        pred.write_text("def predict(pairs):\n    return [0.9] * len(pairs)\n")
+        args = ["behave", "--predictor", f"{pred}:predict", "--data", str(glue_dir), "--json", str(tmp_path / "b.json")]
+        assert main(args + ["--threshold", "word_order=unedited-0.1"]) == 1
+        row = next(t for t in json.loads((tmp_path / "b.json").read_text())["tests"] if t["name"] == "word_order")
+        assert row["threshold_rule"] == "unedited-0.1" and row["threshold"] == pytest.approx(0.9) and row["status"] == "fail"
+        capsys.readouterr()
+        assert main(args + ["--threshold", "word_order=bert-0.1"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "yardsticks: overlap, first_sentence, majority, unedited" in err[0]
+
+
+def order_blind(key):
+    """A classifier of the two sentences' bags of words only, written some other way than the built-in one."""
+    return lambda pairs: [key(Counter(a.lower().split()), Counter(c.lower().split())) for a, c in pairs]
+
+
+ORDER_BLIND = {
+    "shared over the shorter": order_blind(lambda A, B: float(sum((A & B).values()) / max(1, min(sum(A.values()), sum(B.values()))) >= 0.6)),
+    "dice, graded": order_blind(lambda A, B: 2 * len(set(A) & set(B)) / max(1, len(set(A)) + len(set(B)))),
+    "jaccard over 0.5": order_blind(lambda A, B: float(len(set(A) & set(B)) / max(1, len(set(A) | set(B))) >= 0.5)),
+}
+
+
+class TestWordOrder:
+    def test_the_spans_either_side_of_the_pivot_are_exchanged(self):
+        assert b.exchange_around_pivot("Smith told Jones the news .") == "Jones the news told Smith ."
+        assert b.exchange_around_pivot("Flights from Boston to Denver are full") == "Denver are full to Flights from Boston"
+        assert b.exchange_around_pivot("A B to C D from E F .") == "E F from A B to C D ."  # the nearer the middle
+        assert b.exchange_around_pivot("Smith and Jones met .") is None  # "A and B" -> "B and A" keeps the meaning
+        assert b.exchange_around_pivot("told Jones") is None  # a word needed on each side
+
+    def test_the_same_words_in_another_order(self, mrpc_raw):
+        split = mrpc_raw["validation"]
+        cases = b.TESTS["word_order"].generate(list(zip(split["sentence1"], split["sentence2"])), split["label"])
+        assert len(cases) > 200
+        for case in cases:
+            assert case.after[0] == case.before[0] and case.after[1] != case.before[1]
+            assert Counter(case.after[1].split()) == Counter(case.before[1].split())
+        labelled = dict(zip(zip(split["sentence1"], split["sentence2"]), split["label"]))
+        assert all(labelled[case.before] == 1 for case in cases)
+
+    @pytest.mark.parametrize("name", ["built-in overlap", *ORDER_BLIND])
+    def test_a_bag_of_words_cannot_pass_it(self, name):
+        """Metamorphic: an order-blind classifier answers the reordered pair as the original, so its rate
+        equals its unedited rate, and any unedited-P threshold (P > 0) fails it."""
+        predict = b.overlap_classifier if name == "built-in overlap" else ORDER_BLIND[name]
+        pairs, labels = SPLIT_PAIRS, LABELS
+        row = next(t for t in b.run_suite(predict, pairs, labels)["tests"] if t["name"] == "word_order")
+        assert row["cases"] >= 3 and row["failure_rate"] == row["yardstick"]["unedited"] > 0
+        assert row["status"] == "fail"
+
+    def test_a_classifier_that_reads_order_passes_it(self):
+        """An oracle for the edit: equivalent only when s2 keeps the words it shares with s1 in s1's order."""
+        def words(s):
+            return [w.strip("\u201c\u201d\"'").lower() for w in s.split()]
+
+        def predict(pairs):
+            out = []
+            for a, c in pairs:
+                first = {}
+                for i, w in enumerate(words(a)):
+                    first.setdefault(w, i)
+                seq = [first[w] for w in words(c) if w in first]
+                out.append(0.9 if len(seq) >= 3 and seq == sorted(seq) else 0.1)
+            return out
+
+        row = next(t for t in b.run_suite(predict, SPLIT_PAIRS, LABELS)["tests"] if t["name"] == "word_order")
+        assert row["cases"] >= 3 and row["failures"] == 0 and row["yardstick"]["unedited"] > 0 and row["status"] == "pass"
+
+
+class TestOriginal:
+    def test_its_rate_is_one_minus_the_accuracy(self):
+        scores = {(a, c): (0.9 if i < 6 else 0.1) for i, (a, c) in enumerate(SPLIT_PAIRS)}
+        result = b.run_suite(lambda pairs: [scores.get(p, 0.5) for p in pairs], SPLIT_PAIRS, LABELS)
+        row = next(t for t in result["tests"] if t["name"] == "original")
+        assert (row["cases"], row["failures"]) == (10, 4)  # by hand: pairs 5 (labelled 0) and 6, 7, 8 (labelled 1)
+        assert row["yardstick"]["majority"] == pytest.approx(0.2) and row["yardstick"]["overlap"] == pytest.approx(
+            overlap_errors(SPLIT_PAIRS, LABELS) / 10)
+
+    def test_skipped_on_an_unlabelled_split(self):
+        row = next(t for t in b.run_suite(b.overlap_classifier, SPLIT_PAIRS, [-1] * 10)["tests"] if t["name"] == "original")
+        assert row["status"] == "skip" and "no labels" in row["reason"]
+
+
+class TestDefaultsTellAModelFromAHeuristic:
+    """On MRPC validation the defaults fail word-overlap rules written in other ways than the built-in
+    one, the s1 reader, and constant answers, each naming why (the reference model passes them: slow
+    tier, and README's figures)."""
+
+    @pytest.mark.parametrize("name", ["built-in overlap", *ORDER_BLIND])
+    def test_word_overlap_rules_fail(self, mrpc_raw, name):
+        predict = b.overlap_classifier if name == "built-in overlap" else ORDER_BLIND[name]
+        result = b.suite_on_split(predict, mrpc_raw["validation"])
+        assert {"original", "word_order"} <= set(result["failed"]), (name, result["failed"])
+
+    def test_the_first_sentence_reader_fails(self, mrpc_raw):
+        assert {"original", "symmetry"} <= set(b.suite_on_split(b.first_sentence_classifier, mrpc_raw["validation"])["failed"])
+
+    @pytest.mark.parametrize("label, fails", [(1, {"original", "unrelated", "word_order"}), (0, {"original", "identity"})])
+    def test_a_constant_answer_fails_with_the_reason_shown(self, mrpc_raw, label, fails):
+        result = b.suite_on_split(b.constant_classifier(label), mrpc_raw["validation"])
+        assert set(result["failed"]) == fails
+        table = b.format_table(result)
+        assert f"degenerate: answers class {label} on all 408 original pairs" in table and "vacuous" in table

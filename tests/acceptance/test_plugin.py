@@ -37,16 +37,21 @@ class TestOptions:
         suite.makepyfile(
             """
             def test_suite(mrpc_behaviour):
+                from mrpc_check.acceptance.behaviour import Threshold
+
                 t = mrpc_behaviour.thresholds
-                assert (t["symmetry"], t["negation"], t["identity"], mrpc_behaviour.margin) == (0.3, None, 0.05, 0.2)
+                assert (t["symmetry"], t["negation"], t["identity"], mrpc_behaviour.margin) == (
+                    Threshold(0.3), None, Threshold(0.05), 0.2)
+                assert t["word_order"] == Threshold(yardstick="overlap", points=0.25)
             """
         )
-        suite.runpytest("--mrpc-behaviour-symmetry=0.3", "--mrpc-behaviour-margin=0.2").assert_outcomes(passed=1)
-        suite.runpytest("--mrpc-behaviour-symmetry=0.3", "--mrpc-behaviour-margin=0.2",
-                        "--mrpc-behaviour-negation=0.5").assert_outcomes(failed=1)
+        given = ("--mrpc-behaviour-symmetry=0.3", "--mrpc-behaviour-margin=0.2", "--mrpc-behaviour-word-order=overlap-25%")
+        suite.runpytest(*given).assert_outcomes(passed=1)
+        suite.runpytest(*given, "--mrpc-behaviour-negation=0.5").assert_outcomes(failed=1)
         result = suite.runpytest("--mrpc-behaviour-entity-swap=lots")
         assert result.ret != 0
-        result.stdout.fnmatch_lines(["*a behaviour threshold is a failure rate in [[]0, 1[]] or 'none', got 'lots'*"])
+        result.stdout.fnmatch_lines(["*a behaviour threshold is a failure rate in [[]0, 1[]] (0.15), a yardstick less some points*"
+                                     "or 'none'; got 'lots'*"])
 
     def test_options_listed_in_one_group(self, suite):
         result = suite.runpytest("--help")
