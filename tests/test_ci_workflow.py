@@ -54,8 +54,21 @@ class TestWorkflow:
             for envs in re.findall(r"tox run -e ([\w,]+)", commands(job)):
                 assert set(envs.split(",")) <= set(tox_envs())
 
-    def test_readme_names_the_workflow_and_its_jobs(self, workflow):
-        readme = (ROOT / "README.md").read_text(encoding="utf-8")
-        section = readme.split("### CI on GitHub", 1)[1].split("\n## ", 1)[0]
+    def test_the_docs_name_the_workflow_and_its_jobs(self, workflow):
+        page = (ROOT / "docs" / "pytest.md").read_text(encoding="utf-8")
+        section = page.split("## CI on GitHub", 1)[1].split("\n## ", 1)[0]
         assert ".github/workflows/ci.yml" in section
         assert set(re.findall(r"^\| `([\w-]+)` \|", section, flags=re.M)) == set(workflow["jobs"])
+
+
+class TestDocsEnvironment:
+    def test_the_docs_env_installs_the_docs_extra_and_builds_strictly(self):
+        import tomllib
+
+        extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["docs"]
+        ini = configparser.ConfigParser(interpolation=None)
+        ini.read(ROOT / "tox.ini")
+        env = ini["testenv:docs"]
+        assert [d.strip() for d in env["deps"].strip().splitlines()] == extra
+        assert "mkdocs build --strict" in env["commands"] and "docs" in tox_envs()
+        assert "strict: true" in (ROOT / "mkdocs.yml").read_text()

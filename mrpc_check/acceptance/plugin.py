@@ -76,6 +76,7 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    """Register the markers, and refuse a bad --mrpc-seeds list as a usage error before collection."""
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     seeds_from(config.getoption("--mrpc-seeds"))  # a bad list is a usage error now, not a collection error

@@ -53,6 +53,7 @@ FEATURES = {
     "weight_decay": {"weight_decay": 0.0},  # AdamW decoupled decay, the recipe's value
     "mixed_precision": {"mixed_precision": "no"},  # fp16 / bf16 autocast
 }
+"""The features an adapter may declare absent (``adapter.supports``), each with its neutral recipe values."""
 # How a loop is run rather than what it computes: opt-in, off unless declared.
 RUN_MODES = ("resume", "distributed")
 

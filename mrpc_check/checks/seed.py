@@ -6,7 +6,7 @@ loop that does not seed from ``recipe.seed`` cannot look deterministic by accide
 
 Bugs caught: seed ignored, unseeded shuffling or dropout, ``set_epoch`` not called on the
 sampler (every epoch replays the first order). Rows dropped or repeated within an epoch are the
-coverage check's (:mod:`.coverage`): a dropped tail is not the seed's fault.
+coverage check's (:mod:`~mrpc_check.checks.coverage`): a dropped tail is not the seed's fault.
 """
 
 from __future__ import annotations

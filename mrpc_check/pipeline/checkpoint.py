@@ -138,7 +138,8 @@ def save_checkpoint(out: Path, model, optimizer, scheduler, progress: Progress, 
     Args:
         out: the run's output folder.
         model: the (unwrapped) model.
-        optimizer, scheduler: their states are saved.
+        optimizer: its state is saved.
+        scheduler: its state is saved.
         progress: position and records of the loop.
         config: the run's config, checked on resume.
         keep: checkpoints to keep, the new one included.

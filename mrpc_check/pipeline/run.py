@@ -177,7 +177,8 @@ def fit(model, tokenizer, train_dataset, eval_dataset, collator, cfg: TrainConfi
     Args:
         model: a sequence classifier.
         tokenizer: its tokenizer (Trainer saves it with its checkpoints).
-        train_dataset, eval_dataset: tokenized splits (``labels`` column, torch format).
+        train_dataset: the tokenized training split (``labels`` column, torch format).
+        eval_dataset: the tokenized evaluation split, the same way.
         collator: the padding collator.
         cfg: the recipe.
         checkpointer: a :class:`Checkpointer` for the manual and Accelerate loops, or None.

@@ -18,7 +18,8 @@ def encode_pairs(tokenizer, sentence1, sentence2, max_length: Optional[int] = No
 
     Args:
         tokenizer: a Hugging Face tokenizer.
-        sentence1, sentence2: a string each, or equal-length lists of strings.
+        sentence1: a string, or a list of strings.
+        sentence2: the same for the second sentences (as many).
         max_length: truncation length; None uses the tokenizer's ``model_max_length``.
 
     Returns:
