@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a test's failure-rate limit: a rate (symmetry=0.15), a yardstick's rate on the same cases "
                         "less some points (negation=overlap-0.2; yardsticks overlap, first_sentence, majority, unedited), "
                         "or TEST=none to report it without judging; repeatable [defaults from the reference model, "
-                        "README: Behaviour]")
+                        "docs/behaviour.md]")
 
     v = sub.add_parser("verify", help="run the check battery on a training loop; exit 1 when a check fails")
     v.add_argument("--loop", required=True, metavar="MODULE:ADAPTER",

@@ -52,11 +52,11 @@ Pair = tuple[str, str]
 Predictor = Callable[[list[Pair]], Sequence[float]]
 
 TEST_NAMES = ("original", "symmetry", "identity", "unrelated", "surface", "negation", "numbers", "entity_swap", "word_order")
-MARGIN = 0.1  # DIR: how far P(equivalent) must fall (README, Behaviour: the reference model's drops)
+MARGIN = 0.1  # DIR: how far P(equivalent) must fall (docs/behaviour.md: the reference model's drops)
 EXAMPLES = 5  # failing cases kept per test
 
 # Limits above which a test fails, from the reference model (MiniLM, walkthrough recipe, MRPC
-# validation, seeds 42, 43 and 44: README, "Behaviour"). A fixed rate is the worst seed's rate rounded
+# validation, seeds 42, 43 and 44: docs/behaviour.md). A fixed rate is the worst seed's rate rounded
 # up to the next 0.05, plus 0.05. A relative one (a Threshold's written form) is half the worst seed's
 # lead over the yardstick, rounded down: original, 6.4 points below word overlap's error rate at
 # worst; word_order, 3.6 points below its own unedited rate at worst (a bag of words: exactly 0).

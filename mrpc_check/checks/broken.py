@@ -5,7 +5,7 @@ walkthrough's loop with evaluation after every epoch, gradient accumulation weig
 micro-batch size, clipping, warmup, mixed precision and resumable checkpoints. Each class
 below it changes one method to plant one classic fine-tuning bug; ``CATALOGUE`` maps each to
 the check aimed at it. ``tests/checks/test_broken.py`` asserts that every twin fails that
-check with a message naming the bug, and README's calibration table is printed from it.
+check with a message naming the bug, and the calibration table in docs/published-loops.md is printed from it.
 """
 
 from __future__ import annotations
@@ -646,7 +646,7 @@ class GatherNotForMetrics(AcceleratedLoop):
 class Entry:
     loop: type  # the broken twin
     check: str  # the check aimed at it: the only root cause the whole battery may name
-    bug: str  # the bug, as README's calibration table names it
+    bug: str  # the bug, as the docs' calibration table names it
     named: str  # what the check's message must say (it names the bug)
     status: str = "fail"  # the verdict: fail, or warn for a confined effect graded by its size
     near_miss: bool = False  # a small but real effect: the row shows the check's precision, not its reach
@@ -698,7 +698,7 @@ plain_loop = PlainLoop()  # `mrpc-check verify --loop example`
 
 
 def calibration_table() -> str:
-    """README's table: each catalogue bug, the check that caught it, and its message, run now."""
+    """The docs' calibration table: each catalogue bug, the check that caught it, and its message, run now."""
     from mrpc_check.checks.battery import run_battery
     from mrpc_check.checks.contract import load_adapter
 

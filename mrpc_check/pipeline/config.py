@@ -20,7 +20,7 @@ PRECISIONS = ("no", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "polynomial")
 
-# `--fast`: the fastest mode measured on this project's 2-core CPU (README, "Performance"):
+# `--fast`: the fastest mode measured on this project's 2-core CPU (docs/results.md, "Performance"):
 # length-grouped batches, bf16 autocast with fp32 master weights (where the CPU multiplies bf16
 # natively), and recipe changes that the report records: batch 32 with lr 1e-4 instead of batch 8
 # with 5e-5; no dropout (its random masks took 19 % of a batch-32 MiniLM step on an AVX2 CPU);

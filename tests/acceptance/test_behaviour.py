@@ -524,7 +524,7 @@ class TestOriginal:
 class TestDefaultsTellAModelFromAHeuristic:
     """On MRPC validation the defaults fail word-overlap rules written in other ways than the built-in
     one, the s1 reader, and constant answers, each naming why (the reference model passes them: slow
-    tier, and README's figures)."""
+    tier, and the figures in docs/behaviour.md)."""
 
     @pytest.mark.parametrize("name", ["built-in overlap", *ORDER_BLIND])
     def test_word_overlap_rules_fail(self, mrpc_raw, name):
