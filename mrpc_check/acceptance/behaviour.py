@@ -587,7 +587,8 @@ def run_suite(predict: Predictor, pairs: Sequence[Pair], labels: Optional[Sequen
         if test.kind == "DIR":
             row["margin"] = suite.margin
         if not cases:
-            why = "no labels on this split" if test.kind == "DIR" and all(y < 0 for y in labels) else f"this split has no {test.needs}"
+            labelled = test.kind == "DIR" or test.edits_pairs or test_name == "original"  # cases come from the labels
+            why = "no labels on this split" if labelled and all(y < 0 for y in labels) else f"this split has no {test.needs}"
             row["reason"] = f"0 cases: {why}"
             results.append(row)
             continue
