@@ -335,6 +335,12 @@ class BehaviourTest:
         judge unedited (an INV test's unedited rate is 0 by definition)."""
         return self.kind == "DIR" or (self.kind == "MFT" and self.edits_pairs)
 
+    @property
+    def needs_labels(self) -> bool:
+        """Whether its cases come from the split's labels (DIR and edited MFT: equivalent pairs; an MFT
+        without a fixed label: each case's own)."""
+        return self.has_unedited or (self.kind == "MFT" and self.expected is None)
+
 
 def _original(pairs, labels):
     return [Case(after=pair, edit="as labelled", expected=y) for pair, y in zip(pairs, labels) if y >= 0]
@@ -511,12 +517,8 @@ def suite_from(overrides: dict, margin: Optional[float] = None) -> Suite:
     Raises:
         ConfigError: an unknown test or yardstick, a threshold in none of the forms, a margin outside (0, 1).
     """
-    thresholds = dict(THRESHOLDS)
-    for name, text in overrides.items():
-        if name not in TEST_NAMES:
-            raise ConfigError(f"unknown behaviour test {name!r}: the tests are {', '.join(TEST_NAMES)}")
-        thresholds[name] = parse_threshold(text)
-    return Suite(thresholds=thresholds, **({"margin": margin} if margin is not None else {}))
+    # Suite parses each written threshold and names an unknown test.
+    return Suite(thresholds={**THRESHOLDS, **overrides}, **({"margin": margin} if margin is not None else {}))
 
 
 def _expected(test: BehaviourTest, case: Case) -> int:
@@ -587,8 +589,7 @@ def run_suite(predict: Predictor, pairs: Sequence[Pair], labels: Optional[Sequen
         if test.kind == "DIR":
             row["margin"] = suite.margin
         if not cases:
-            labelled = test.kind == "DIR" or test.edits_pairs or test_name == "original"  # cases come from the labels
-            why = "no labels on this split" if labelled and all(y < 0 for y in labels) else f"this split has no {test.needs}"
+            why = "no labels on this split" if test.needs_labels and all(y < 0 for y in labels) else f"this split has no {test.needs}"
             row["reason"] = f"0 cases: {why}"
             results.append(row)
             continue
@@ -664,9 +665,7 @@ def _limit_text(r: dict) -> str:
     if r["threshold"] is None and r.get("threshold_rule") is None:
         return "none"
     rule = r.get("threshold_rule") or f"{r['threshold']:g}"
-    try:
-        float(rule)
-    except ValueError:  # relative: the limit it came to on these cases (unknown until they were run)
+    if parse_threshold(rule).rate is None:  # relative: the limit it came to on these cases (none if not run)
         return rule if r["threshold"] is None else f"{100 * r['threshold']:.1f}% = {rule}"
     return f"{100 * r['threshold']:.0f}%"
 
