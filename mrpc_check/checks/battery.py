@@ -12,10 +12,17 @@ import time
 from typing import Iterable, Optional
 
 # Importing the families registers their checks, in the order the table lists them.
-from mrpc_check.checks import (inputs, padding, coverage, grouping, schedule, optimizer, gradients, evaluation,  # noqa: F401
-                               seed, labels, resume, precision, multiprocess)
+from mrpc_check.checks import (inputs, padding, coverage, grouping, schedule, optimizer, extras, gradients,  # noqa: F401
+                               evaluation, seed, labels, resume, precision, multiprocess)
+from mrpc_check.errors import MrpcCheckError
 from mrpc_check.checks.harness import Arch, Battery
 from mrpc_check.checks.verdict import REGISTRY, STATUSES, Verdict, judge
+
+
+class Verdicts(list):
+    """The verdicts of one battery, in order, with the effective recipe of its base run (``.effective``)."""
+
+    effective = None
 
 
 def check_names(tiers: Iterable[str] = ("fast", "gpu")) -> list[str]:
@@ -23,11 +30,13 @@ def check_names(tiers: Iterable[str] = ("fast", "gpu")) -> list[str]:
     return [name for name, c in REGISTRY.items() if c.tier in tiers]
 
 
-def run_battery(adapter, arch: Optional[Arch] = None, checks: Optional[Iterable[str]] = None) -> list[Verdict]:
+def run_battery(adapter, arch: Optional[Arch] = None, checks: Optional[Iterable[str]] = None) -> Verdicts:
     """Run ``checks`` (all single-process ones by default) on ``adapter``; one :class:`Verdict` each.
 
     The checks a requested one rests on are judged too (from the same shared runs): a failure
     they explain is reported as their consequence, and a root cause outside ``checks`` joins the list.
+    The result is a list with ``.effective``: what the loop did on the base run
+    (:class:`~mrpc_check.checks.effective.EffectiveRecipe`), when a single-process check ran it.
 
     Raises:
         AdapterError: the adapter returned something that is not predictions.
@@ -50,12 +59,24 @@ def run_battery(adapter, arch: Optional[Arch] = None, checks: Optional[Iterable[
 
     def timed(name: str) -> Verdict:
         started = time.perf_counter()
-        verdict = REGISTRY[name].run(battery)
+        try:
+            verdict = REGISTRY[name].run(battery)
+        except MrpcCheckError:  # the adapter or the set-up is wrong: one line, exit 2, from the CLI
+            raise
+        except Exception as exc:  # a check that cannot read this loop's run: one line, never a traceback
+            text = (str(exc).strip().splitlines() or [""])[0][:160]
+            verdict = Verdict(name, "fail", f"the check raised {type(exc).__name__}: {text}",
+                              "mrpc_check could not judge this loop (a fault of the check, not necessarily of the loop)",
+                              "report it with the loop that triggers it; run the other checks with --checks")
         verdict.figure += f" [{time.perf_counter() - started:.1f} s]"
         return verdict
 
     try:
-        verdicts = [judge(battery, name, timed) for name in names]
+        verdicts = Verdicts(judge(battery, name, timed) for name in names)
+        if "base" in battery._runs:  # the 2-process checks alone run no base run: no recipe to show
+            from mrpc_check.checks.effective import effective_recipe
+
+            verdicts.effective = effective_recipe(battery)
     finally:
         battery.close()
         torch.set_num_threads(threads)
@@ -107,6 +128,11 @@ def format_table(loop: str, verdicts: list[Verdict], capabilities=None) -> str:
         else:
             text = v.figure
         lines.append(f"{v.check:<18} {v.status.upper():<7} {text}")
+    effective = getattr(verdicts, "effective", None)
+    if effective is not None:  # after the verdicts, before the closing lines: what the loop did, beside the recipe
+        from mrpc_check.checks.effective import format_effective
+
+        lines.append(format_effective(effective))
     roots = root_causes(verdicts)
     if roots:
         lines.append(f"root cause{'s' if len(roots) > 1 else ''}: {', '.join(roots)} (fix {'these' if len(roots) > 1 else 'it'} first, then run again)")
@@ -115,10 +141,13 @@ def format_table(loop: str, verdicts: list[Verdict], capabilities=None) -> str:
 
 
 def to_json(loop: str, verdicts: list[Verdict], strict: bool = False, capabilities=None) -> str:
-    """``{"loop", "capabilities", "verdicts": [{check, status, figure, bug, fix, caused_by}], "counts", "root_causes",
-    "failed", "strict", "exit"}``; ``capabilities``: what the adapter declared (supports, absent, resumable, distributed)."""
+    """``{"loop", "capabilities", "verdicts": [{check, status, figure, bug, fix, caused_by, extra}], "counts", "root_causes",
+    "failed", "strict", "exit", "effective_recipe"}``; ``capabilities``: what the adapter declared (supports, absent,
+    resumable, distributed, extras); ``effective_recipe``: ``{"rows": [{name, recipe, observed, relation}], "error"}``."""
     ordered = _table_order(verdicts)
     caps = capabilities.to_dict() if capabilities is not None else None
+    effective = getattr(verdicts, "effective", None)
     return json.dumps({"loop": loop, "capabilities": caps, "verdicts": [v.to_dict() for v in ordered], "counts": counts(verdicts),
                        "root_causes": root_causes(ordered), "failed": counts(verdicts)["fail"], "strict": strict,
-                       "exit": exit_status(verdicts, strict)}, indent=2)
+                       "exit": exit_status(verdicts, strict),
+                       "effective_recipe": effective.to_dict() if effective is not None else None}, indent=2)

@@ -76,7 +76,7 @@ class PlainLoop:
                 for batch in group:
                     batch = self.model_inputs({k: v.to(device) for k, v in batch.items()})
                     with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-                        loss = model(**batch).loss
+                        loss = self.compute_loss(model, batch)
                     loss = self.scale_loss(loss, len(batch["labels"]), total_examples, recipe.grad_accum)
                     (scaler.scale(loss) if scaler else loss).backward()
                     self.after_micro_batch(scheduler)
@@ -123,6 +123,9 @@ class PlainLoop:
 
     def model_inputs(self, batch: dict) -> dict:
         return batch
+
+    def compute_loss(self, model, batch: dict):
+        return model(**batch).loss
 
     def scale_loss(self, loss, batch_examples: int, group_examples: int, accum: int):
         # Weight by size: the group's summed gradient is the mean over its examples, short group included.
@@ -522,6 +525,69 @@ class DecaysBiasesAndLayerNorm(PlainLoop):
         return torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
 
 
+# -- extras: what a loop does that the recipe never asked for -----------------------------------
+
+
+class ClipsWhenRecipeHasNone(PlainLoop):
+    """Clips at 0.5 when the recipe asks for no clipping (``max_grad_norm or 0.5``): a clip the recipe never asked for."""
+
+    def optimizer_step(self, model, optimizer, scheduler, scaler, recipe):
+        super().optimizer_step(model, optimizer, scheduler, scaler, recipe.replace(max_grad_norm=recipe.max_grad_norm or 0.5))
+
+
+class WarmsUpWithoutRecipe(PlainLoop):
+    """Declares no warmup yet warms up over 2 steps fixed in the loop (``num_warmup_steps=2``)."""
+
+    supports = {"grad_accum", "max_grad_norm", "weight_decay", "mixed_precision", "resume"}
+
+    def make_scheduler(self, optimizer, recipe, total, warmup_shift=0):
+        return super().make_scheduler(optimizer, recipe.replace(warmup_steps=2), total, warmup_shift)
+
+
+class SmoothsLabels(PlainLoop):
+    """Computes its own loss, ``cross_entropy(logits, labels, label_smoothing=0.1)``: smoothing the recipe never asked for."""
+
+    def compute_loss(self, model, batch):
+        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        return torch.nn.functional.cross_entropy(logits, batch["labels"], label_smoothing=0.1)
+
+
+class FreezesEmbeddings(PlainLoop):
+    """Freezes the embedding layer (``requires_grad = False``) before building the optimizer."""
+
+    def make_optimizer(self, model, recipe):
+        for param in model.base_model.embeddings.parameters():
+            param.requires_grad = False
+        return super().make_optimizer(model, recipe)
+
+
+class SetsDropout(PlainLoop):
+    """Sets every Dropout module to 0.1 for training (the model came without): its gradients are random."""
+
+    def make_optimizer(self, model, recipe):
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.1
+        return super().make_optimizer(model, recipe)
+
+
+class AveragesWeightsIntoModel(PlainLoop):
+    """Writes an exponential moving average of the weights into the model after every step: it trains from the average."""
+
+    resumable = False  # the average is not checkpointed
+
+    def optimizer_step(self, model, optimizer, scheduler, scaler, recipe):
+        super().optimizer_step(model, optimizer, scheduler, scaler, recipe)
+        with torch.no_grad():
+            shadow = getattr(self, "_shadow", None)
+            if shadow is None or shadow[0] is not model:
+                self._shadow = shadow = (model, {n: p.detach().clone() for n, p in model.named_parameters()})
+            for name, param in model.named_parameters():
+                average = shadow[1][name]
+                average.mul_(0.5).add_(param.detach(), alpha=0.5)
+                param.copy_(average)
+
+
 class AcceleratedLoop:
     """The walkthrough's Accelerate loop, correct: runs alone or under torchrun / accelerate launch.
 
@@ -684,6 +750,14 @@ CATALOGUE = (
     Entry(TorchDefaultWeightDecay, "optimizer", "torch.optim.AdamW's default weight decay 0.01", "default weight_decay=0.01"),
     Entry(HeadLeftOutOfOptimizer, "optimizer", "classification head left out of the optimizer", "left out of the optimizer"),
     Entry(DecaysBiasesAndLayerNorm, "optimizer", "biases and LayerNorm decayed", "biases and LayerNorm", "warn"),
+    # Extras: what a loop does beyond the recipe, named as its own root cause (a choice warns, a silent change fails).
+    Entry(ClipsWhenRecipeHasNone, "clipping", "a clip at 0.5 the recipe never asked for", "clips at norm 0.5", "warn"),
+    Entry(WarmsUpWithoutRecipe, "schedule", "a warmup fixed in the loop, the recipe has none", "warms up over 2", "warn"),
+    Entry(SmoothsLabels, "loss", "label smoothing 0.1 in the loop's own loss", "label smoothing 0.1", "warn"),
+    Entry(FreezesEmbeddings, "frozen", "embeddings frozen by the loop", "freezes bert.embeddings", "warn"),
+    Entry(SetsDropout, "dropout", "dropout 0.1 set for training", "sets dropout 0.1", "warn"),
+    Entry(AveragesWeightsIntoModel, "outside_updates", "an average of the weights written into the model every step",
+          "updated outside the optimizer"),
     # Near misses: what a loosened tolerance would let through.
     Entry(ScheduleOneStepLong, "schedule", "schedule sized one step long (lr 0.8 for 0.75 at step 4)", "lags", near_miss=True),
     Entry(WarmupOneStepShort, "schedule", "warmup one step short", "warmup of 1", near_miss=True),

@@ -23,8 +23,16 @@ Optional attributes on the adapter:
   ``skip`` with the declaration as the reason. ``"resume"`` and ``"distributed"`` may be listed
   here too: the same as ``resumable = True`` / ``distributed = True``.
 
-One place says it all: :func:`capabilities` reads the three attributes and refuses an unknown
-feature name with the nearest known one.
+* ``extras = {...}``: what the loop does that the recipe never asks for, on purpose (:data:`EXTRAS`):
+  ``{"max_grad_norm": 1.0}`` for a clip fixed in the loop, ``{"label_smoothing": 0.1}``,
+  ``{"class_weights": (1.0, 2.0)}``, ``{"frozen": ("bert.embeddings",)}`` (name prefixes),
+  ``{"warmup_steps": 10}``, ``{"dropout": 0.1}``. The battery observes every extra whether declared
+  or not (the effective recipe, :mod:`mrpc_check.checks.effective`); an undeclared one is named as
+  its own root cause (a warning), a declared one that the run shows passes, a declared one the run
+  contradicts fails.
+
+One place says it all: :func:`capabilities` reads the four attributes and refuses an unknown
+feature or extra name with the nearest known one.
 """
 
 from __future__ import annotations
@@ -57,6 +65,16 @@ FEATURES = {
 # How a loop is run rather than what it computes: opt-in, off unless declared.
 RUN_MODES = ("resume", "distributed")
 
+EXTRAS = {
+    "max_grad_norm": "a global-norm clip fixed in the loop (clip_grad_norm_(..., 1.0)), whatever the recipe says",
+    "label_smoothing": "CrossEntropyLoss(label_smoothing=...) computed by the loop",
+    "class_weights": "CrossEntropyLoss(weight=...) computed by the loop, one weight per class",
+    "frozen": "name prefixes of the tensors the loop freezes (requires_grad=False), e.g. ('bert.embeddings',)",
+    "warmup_steps": "a warmup fixed in the loop, in optimizer steps, where the recipe has none",
+    "dropout": "the dropout rate the loop sets on the model's Dropout modules for training",
+}
+"""What a loop may declare it does beyond the recipe (``adapter.extras``), each with what it stands for."""
+
 
 def did_you_mean(word: str, known) -> str:
     """' (did you mean X?)' for the nearest known name, or ''."""
@@ -74,6 +92,11 @@ class Capabilities:
     resumable: bool = False
     distributed: bool = False
     declared: bool = False  # the adapter has a ``supports`` attribute (else every feature is assumed)
+    extras: tuple = ()  # (name, value) pairs the adapter declares in ``extras``: choices beyond the recipe
+
+    def extra(self, name: str, default=None):
+        """The declared value of extra ``name``, or ``default`` when the loop does not declare it."""
+        return dict(self.extras).get(name, default)
 
     def absent(self) -> list:
         return [f for f in FEATURES if f not in self.features]
@@ -85,7 +108,7 @@ class Capabilities:
 
     def to_dict(self) -> dict:
         return {"supports": sorted(self.features), "absent": self.absent(), "resumable": self.resumable,
-                "distributed": self.distributed, "declared": self.declared}
+                "distributed": self.distributed, "declared": self.declared, "extras": {k: v for k, v in self.extras}}
 
 
 def capabilities(adapter, name: str = "adapter") -> Capabilities:
@@ -108,7 +131,43 @@ def capabilities(adapter, name: str = "adapter") -> Capabilities:
                                f"known: {', '.join([*FEATURES, *RUN_MODES])}")
     resumable = bool(getattr(adapter, "resumable", False)) or "resume" in features
     distributed = bool(getattr(adapter, "distributed", False)) or "distributed" in features
-    return Capabilities(frozenset(features & set(FEATURES)), resumable, distributed, declared is not None)
+    return Capabilities(frozenset(features & set(FEATURES)), resumable, distributed, declared is not None,
+                        _extras(getattr(adapter, "extras", None), name))
+
+
+def _extras(declared, name: str) -> tuple:
+    """``adapter.extras`` as sorted (name, value) pairs, values checked; refuse what cannot be read, in one line."""
+    if declared is None:
+        return ()
+    example = "{'max_grad_norm': 1.0, 'label_smoothing': 0.1}"
+    if not isinstance(declared, dict):
+        raise AdapterError(f"{name}.extras = {declared!r}: give a dict of what the loop does beyond the recipe, e.g. {example}; "
+                           f"known: {', '.join(EXTRAS)}")
+    pairs = []
+    for key, value in declared.items():
+        if key not in EXTRAS:
+            raise AdapterError(f"{name}.extras names unknown extra {key!r}{did_you_mean(key, EXTRAS)}; known: {', '.join(EXTRAS)}")
+        try:
+            if key == "frozen":
+                value = (value,) if isinstance(value, str) else tuple(str(v) for v in value)
+                if not value:
+                    raise ValueError("no prefix")
+            elif key == "class_weights":
+                value = tuple(float(v) for v in value)
+                if len(value) < 2 or min(value) <= 0:
+                    raise ValueError("one positive weight per class")
+            elif key == "warmup_steps":
+                if int(value) != value or value < 1:
+                    raise ValueError("a whole number of steps >= 1")
+                value = int(value)
+            else:
+                value = float(value)
+                if not (value > 0 and (key != "label_smoothing" or value < 1) and (key != "dropout" or value < 1)):
+                    raise ValueError("out of range")
+        except (TypeError, ValueError) as exc:
+            raise AdapterError(f"{name}.extras[{key!r}] = {declared[key]!r} cannot be read ({exc}): {EXTRAS[key]}") from None
+        pairs.append((key, value))
+    return tuple(sorted(pairs))
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,11 @@ def evaluation_verdict(name: str, battery, run, rows_seen=None):
             return fail(name, "no evaluation forward observed", "the loop does not evaluate the model it trained",
                         "evaluate the trained model on eval_dataset and return its predictions")
         for i, p in enumerate(passes):
+            # A pass over training rows only beside a full validation pass is the loop's extra (its training
+            # accuracy), not an evaluation on the wrong split: the effective recipe lists it.
+            validation = [f for f in p if not all(r is not None and r[0] == "train" for r in f.rows)]
+            if validation and len(validation) < len(p) and coverage_problem([r for f in validation for r in f.rows], n_eval) is None:
+                p = validation
             problem = coverage_problem([r for f in p for r in f.rows], n_eval)
             if problem:
                 train = "training rows" in problem and not problem.startswith("0 ")

@@ -8,6 +8,11 @@ exactly those weights, one unpadded example at a time, on its own copy of the mo
 Bugs caught: loss not scaled for accumulation, micro-batches weighted equally when the last
 one is short, ``zero_grad`` missing or misplaced, gradients of one step leaking into the next.
 Oracle: the big batch's gradient, computed independently of the loop's code.
+
+Extras the effective recipe found (:mod:`mrpc_check.checks.effective`) are the loop's, not these
+checks' bugs: the reference is the loop's own cross-entropy (label smoothing, class weights), a
+step the loop clipped is judged on the gradient backward produced (the clip is the ``clipping``
+check's), and a loop that trains with dropout cannot have its gradients recomputed (``dropout``).
 """
 
 from __future__ import annotations
@@ -33,17 +38,35 @@ def step_rows(run, k: int) -> list:
     return [f.rows for f in run.observation.train_forwards() if f.steps_before == k - 1]
 
 
+def loop_loss(battery):
+    """The cross-entropy the loop trains on (label smoothing, class weights), as the effective recipe found it."""
+    from mrpc_check.checks.effective import effective_recipe
+
+    return effective_recipe(battery).loss.form
+
+
+def judged_gradient(battery, run, k: int) -> dict:
+    """The gradient step k is judged on: the one applied, or, where the loop clipped it, the one backward produced."""
+    from mrpc_check.checks.effective import clipped_steps, effective_recipe
+
+    record = run.observation.steps[k - 1]
+    if run.name == "base" and record.raw is not None and k in clipped_steps(run.observation.steps, effective_recipe(battery).clip):
+        return record.raw
+    return record.grads
+
+
 def compare_step(battery, run, k: int):
-    """(relative error, captured flat gradient, reference flat gradient, names, micro-batches, record) of optimizer step k."""
+    """(relative error, judged flat gradient, reference flat gradient, names, micro-batches, record) of optimizer step k."""
     record = run.observation.steps[k - 1]
     micro = step_rows(run, k)
     rows = [r for batch in micro for r in batch]
     names = [n for n, g in record.grads.items() if g is not None]
+    loss = loop_loss(battery)  # the same loop in every run: its own cross-entropy
     # The mean over the step's rows, as the size-weighted mean of its micro-batches' means (the
     # same sum; each micro-batch's gradient is computed once for this check and the clearing one).
-    expected = sum(len(m) / len(rows) * _flat(battery.reference_gradient(record.weights, m, run.train_labels), names)
+    expected = sum(len(m) / len(rows) * _flat(battery.reference_gradient(record.weights, m, run.train_labels, loss), names)
                    for m in micro)
-    captured = _flat(record.grads, names)
+    captured = _flat(judged_gradient(battery, run, k), names)
     return _rel(captured, expected), captured, expected, names, micro, record
 
 
@@ -106,7 +129,7 @@ def check_accumulation(battery):
         full = len(micro) == accum and len(set(sizes)) == 1
         if not full and len(micro) <= accum:
             # The idiom's gradient: each micro-batch's mean gradient divided by accum.
-            per_batch = [battery.reference_gradient(record.weights, m, run.train_labels) for m in micro]
+            per_batch = [battery.reference_gradient(record.weights, m, run.train_labels, loop_loss(battery)) for m in micro]
             idiom = sum(_flat(g, names) for g in per_batch) / accum
             if _rel(captured, idiom) <= TOL:
                 idiom_steps.append((k, sizes, _rel(idiom, expected)))
@@ -118,7 +141,12 @@ def check_accumulation(battery):
                    "micro-batches mis-weighted, missed or repeated, or the loss scaled by a wrong factor")
         else:
             bug = "the step's gradient is not the big batch's (micro-batches missed, repeated or mis-weighted)"
-        return fail("accumulation", f"step {k}, micro-batches {sizes}: relative error {err:.2e} (tolerance {TOL:g})", bug,
+        figure = f"step {k}, micro-batches {sizes}: relative error {err:.2e} (tolerance {TOL:g})"
+        from mrpc_check.checks.extras import extra_explains
+
+        if (v := extra_explains(battery, "accumulation", "dropout", figure)) is not None:
+            return v
+        return fail("accumulation", figure, bug,
                     "weight each micro-batch's mean loss by its size / the group's size (or divide the summed loss "
                     "by the group's example count) and call optimizer.step() once per group")
     if idiom_steps:
@@ -195,13 +223,17 @@ def _gradients_cleared(battery):
         micro = step_rows(run, k)
         names = [n for n, g in record.grads.items() if g is not None]
         captured = _flat(record.grads, names)
-        basis = [_flat(battery.reference_gradient(record.weights, m, run.train_labels), names) for m in micro]
+        basis = [_flat(battery.reference_gradient(record.weights, m, run.train_labels, loop_loss(battery)), names) for m in micro]
         residual, weights = _span_residual(captured, basis)
         figures.append(f"step {k}: {residual:.1e}")
         if residual <= TOL:
             continue
         figure = (f"step {k}: {residual:.2e} of the applied gradient lies outside the span of its own "
                   f"{len(micro)} micro-batches' gradients (tolerance {TOL:g})")
+        from mrpc_check.checks.extras import extra_explains
+
+        if (v := extra_explains(battery, "gradients_cleared", "dropout", figure)) is not None:
+            return v
         if captured.norm() < 1e-3 * sum(basis).norm():
             bug = "gradients cleared after backward and before the step: the optimizer applies nothing"
         elif k > 1 and run.observation.steps[k - 2].grads is not None:

@@ -94,6 +94,18 @@ class Run:
     extra: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class LossForm:
+    """A cross-entropy as a loop computes it: label smoothing and class weights (plain when neither)."""
+
+    label_smoothing: float = 0.0
+    class_weights: Optional[tuple] = None  # one weight per class, or None
+
+    @property
+    def plain(self) -> bool:
+        return self.label_smoothing == 0.0 and not self.class_weights
+
+
 class Interrupted(BaseException):
     """Raised from the optimizer hook to stand in for a kill (BaseException: loops must not catch it)."""
 
@@ -284,20 +296,24 @@ class Battery:
         return run
 
     # -- oracles computed outside the loop ------------------------------------------------------
-    def reference_gradient(self, weights: dict, rows: list, labels: list) -> dict:
+    def reference_gradient(self, weights: dict, rows: list, labels: list, loss: Optional["LossForm"] = None) -> dict:
         """Gradient of the mean cross-entropy over ``rows`` at ``weights``, one unpadded example at a time.
 
         ``labels`` are the training labels the run was given (permuted in the label control); a
         validation row a loop trained on takes its own label, so the gradient judged is the one
         of the rows the loop really fed (feeding them is the label control's finding, not this one's).
+        ``loss``: the loop's own cross-entropy when the effective recipe found one (label smoothing,
+        class weights; :mod:`mrpc_check.checks.effective`), as torch defines it over ``rows``.
         """
-        key = (id(weights), tuple(rows), id(labels))  # the accumulation and clearing checks ask for the same micro-batches
+        loss = loss if loss is not None and not loss.plain else None
+        key = (id(weights), tuple(rows), id(labels), loss)  # the accumulation and clearing checks ask for the same micro-batches
         if key not in self._gradients:
             # The inputs are kept with the result: alive, their ids cannot be reused by other objects.
-            self._gradients[key] = (weights, labels, self._reference_gradient(weights, rows, labels))
+            self._gradients[key] = (weights, labels, self._reference_gradient(weights, rows, labels, loss))
         return self._gradients[key][2]
 
-    def _reference_gradient(self, weights: dict, rows: list, labels: list) -> dict:
+    def model_at(self, weights: dict) -> torch.nn.Module:
+        """A fresh copy of the model with ``weights`` (the captured ones of a step) loaded, in eval mode."""
         model = self.fresh_model(0)
         with torch.no_grad():
             for name, param in model.named_parameters():
@@ -305,12 +321,25 @@ class Battery:
                     param.copy_(weights[name])
         model.eval()  # dropout is 0 anyway; eval makes that explicit
         model.zero_grad(set_to_none=True)
-        for split, index in rows:
-            inputs = self.single(split, index)
-            logits = model(**inputs).logits  # (1, num_labels)
-            label = labels[index] if split == "train" else self.eval_labels[index]
-            loss = torch.nn.functional.cross_entropy(logits, torch.tensor([label])) / len(rows)
-            loss.backward()
+        return model
+
+    def label_of(self, row: tuple, labels: list) -> int:
+        split, index = row
+        return labels[index] if split == "train" else self.eval_labels[index]
+
+    def _reference_gradient(self, weights: dict, rows: list, labels: list, loss: Optional["LossForm"] = None) -> dict:
+        model = self.model_at(weights)
+        if loss is None:
+            for split, index in rows:
+                logits = model(**self.single(split, index)).logits  # (1, num_labels)
+                ce = torch.nn.functional.cross_entropy(logits, torch.tensor([self.label_of((split, index), labels)])) / len(rows)
+                ce.backward()
+        else:
+            # torch's weighted or smoothed mean is not a plain mean of per-row losses: one loss over the stacked rows.
+            logits = torch.cat([model(**self.single(split, index)).logits for split, index in rows])  # (rows, num_labels)
+            target = torch.tensor([self.label_of(r, labels) for r in rows])
+            weight = torch.tensor(loss.class_weights) if loss.class_weights else None
+            torch.nn.functional.cross_entropy(logits, target, weight=weight, label_smoothing=loss.label_smoothing).backward()
         return {n: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)) for n, p in model.named_parameters()}
 
     def single(self, split: str, index: int, device=None) -> dict:

@@ -1,7 +1,10 @@
 """Checks 1-2: what every forward receives, and the mode it runs in (observed by forward hooks).
 
-Bugs caught: attention mask or token types dropped, labels not passed, an altered mask;
-no ``model.train()`` after an evaluation, no ``model.eval()`` for evaluation.
+Bugs caught: attention mask or token types dropped, an altered mask; no ``model.train()``
+after an evaluation, no ``model.eval()`` for evaluation. Training forwards without labels are a
+loop that computes its loss from the logits itself (a loop that needs the model's loss and
+passes no labels crashes on ``None.backward()``): allowed here, and the loss it computes is the
+``loss`` check's and the gradient checks' to judge.
 Oracle: observation of each forward call from outside the loop.
 """
 
@@ -37,10 +40,6 @@ def check_inputs(battery):
             return fail("inputs", f"{kind} forward {i + 1} of {len(forwards)} had no token_type_ids",
                         "token types dropped: both sentences of the pair get segment 0",
                         "pass the tokenizer's token_type_ids to the model: model(**batch)")
-        if f.grad_enabled and "labels" not in f.keys:
-            return fail("inputs", f"training forward {i + 1} had no labels",
-                        "labels not passed: the model returns no loss of its own",
-                        "keep the collator's labels in the batch given to the model")
         if not f.mask_ok:
             return fail("inputs", f"{kind} forward {i + 1}: attention_mask does not mark exactly the real tokens",
                         "attention mask altered", "pass the collator's attention_mask unchanged")
@@ -48,8 +47,11 @@ def check_inputs(battery):
             return fail("inputs", f"{kind} forward {i + 1}: a row matches no dataset example",
                         "input_ids altered between dataset and model", "feed the collator's input_ids unchanged")
     n_train = len(run.observation.train_forwards())
+    unlabelled = sum("labels" not in f.keys for f in run.observation.train_forwards())
+    labels = ("training ones with labels" if not unlabelled else
+              f"{unlabelled} training ones without labels (the loop computes the loss from the logits: see `loss`)")
     return ok("inputs", f"{n_train} training and {len(forwards) - n_train} evaluation forwards: all with attention_mask"
-              + (", token_type_ids" if battery.has_token_types else "") + "; training ones with labels")
+              + (", token_type_ids" if battery.has_token_types else "") + f"; {labels}")
 
 
 @check("modes", oracle="forward hooks: module.training at every forward")

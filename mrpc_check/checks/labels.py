@@ -95,7 +95,13 @@ def check_label_control(battery):
         if fit >= MIN_FIT or (len(run.output.predictions) == len(battery.eval_labels)
                               and chance_z(run.output.predictions, list(battery.eval_labels))[2] > Z_MAX):
             break  # informative, or a leak already proven: no further attempt can clear it
-    return control_verdict(run.output.predictions, list(battery.eval_labels), fit, f"{epochs} epochs at lr {lr:g}")
+    verdict = control_verdict(run.output.predictions, list(battery.eval_labels), fit, f"{epochs} epochs at lr {lr:g}")
+    if verdict.status == "fail" and fit < MIN_FIT:
+        # Frozen tensors can leave a tiny model unable to memorise arbitrary labels: uninformative, not a bug of learning.
+        from mrpc_check.checks.extras import extra_explains
+
+        return extra_explains(battery, "label_control", "frozen", verdict.figure) or verdict
+    return verdict
 
 
 def control_verdict(predictions: list, truth: list, fit: float, trained: str):

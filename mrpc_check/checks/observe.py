@@ -9,7 +9,14 @@ The battery never asks a loop what it did; it watches:
 * every optimizer step (``torch.optim.optimizer.register_optimizer_step_pre_hook``, global,
   so it sees an optimizer whoever built it: the loop, Accelerate or Trainer): the learning
   rate and weight decay of each group, the global gradient norm, and on request a copy of
-  the gradients and of the weights the step starts from.
+  the gradients and of the weights the step starts from;
+* the gradient backward produced, before the loop touched it: tensor hooks on every parameter
+  sum what autograd hands over in each step, so a clip, a rescale or a leftover shows as the
+  difference between that *raw* gradient and the one the step applies;
+* which tensors the loop froze (``requires_grad`` at the first step against the start), the
+  dropout rates of the first training forward, and weights moved outside the optimizer
+  (``register_optimizer_step_post_hook``: the weights a step left against the next step's start
+  and the run's end).
 
 Hooks fire inside DDP and Accelerate wrappers too, since those call the wrapped module.
 """
@@ -38,6 +45,10 @@ class ForwardRecord:
     loss: Optional[float]  # the loss the model returned (None without labels)
     mask_ok: bool = True  # attention_mask marks exactly a prefix of real tokens, or is absent
     real_tokens: int = 0  # attention_mask's sum: the batch's real (non-padding) tokens
+    # Training forwards: the logits returned, and the gradient the loop's loss sent back into them (a tensor
+    # hook on the logits, whatever computed the loss: the model or the loop). (batch, num_labels) each.
+    logits: Optional[torch.Tensor] = None
+    logit_grad: Optional[torch.Tensor] = None
 
 
 @dataclass
@@ -50,6 +61,10 @@ class StepRecord:
     updated: frozenset = frozenset()  # names of the parameters this step applies a gradient to
     grads: Optional[dict] = None  # parameter name -> gradient copy (steps listed in capture)
     weights: Optional[dict] = None  # parameter name -> weight copy before the step
+    # The gradient backward produced in this step (tensor hooks, summed over its backwards), against the applied one:
+    raw_norm: float = 0.0  # its global L2 norm
+    raw_dot: float = 0.0  # its dot product with the applied gradient (equal to raw_norm ** 2 when nothing touched it)
+    raw: Optional[dict] = None  # parameter name -> copy (steps listed in capture)
 
 
 @dataclass
@@ -68,6 +83,11 @@ class Observation:
     # "foreign"}; names are the model's parameter names ("foreign": tensors that are not the model's).
     groups: list = field(default_factory=list)
     trainable: list = field(default_factory=list)  # names of the model's parameters with requires_grad, at the start
+    trainable_at_step: Optional[list] = None  # the same at the first optimizer step (None: no step): the loop's freezing shows
+    dropout_at_train: Optional[float] = None  # the largest dropout rate at the first training forward (None: none ran)
+    # Weights moved outside the optimizer: 1-based step k -> relative L2 change between the weights step k left and
+    # the ones step k + 1 started from (for k + 1 in capture); "end" -> the same between the last step and the run's end.
+    moved: dict = field(default_factory=dict)
 
     def train_forwards(self) -> list:
         return [f for f in self.forwards if f.grad_enabled]
@@ -133,6 +153,8 @@ class Observer:
         self._pending: Optional[ForwardRecord] = None
         self._optimizers: dict[int, torch.optim.Optimizer] = {}
         self._seen: set = set()  # parameters whose first gradient of the current step has arrived
+        self._raw: dict = {}  # id(parameter) -> the gradient backward produced for it in the current step
+        self._left: Optional[dict] = None  # name -> weights the last optimizer step left (capture runs only)
 
     def __enter__(self) -> "Observer":
         from torch.optim.optimizer import register_optimizer_step_pre_hook
@@ -142,6 +164,10 @@ class Observer:
             self.model.register_forward_hook(self._after_forward, with_kwargs=True),
             register_optimizer_step_pre_hook(self._before_step),
         ]
+        if self.capture:  # weights after each step, against the next start and the end: only runs that copy weights
+            from torch.optim.optimizer import register_optimizer_step_post_hook
+
+            self._handles.append(register_optimizer_step_post_hook(self._after_step))
         self._handles += [p.register_hook(self._gradient_hook(p)) for p in self.model.parameters() if p.requires_grad]
         self.observation.trainable = [n for n, p in self.model.named_parameters() if p.requires_grad]
         rates = [m.p for m in self.model.modules() if isinstance(m, torch.nn.Dropout)]
@@ -158,6 +184,9 @@ class Observer:
                 held = param.grad
                 square = float(held.detach().float().pow(2).sum()) if held is not None else 0.0
                 self.observation.leftover[step] = (self.observation.leftover.get(step, 0.0) ** 2 + square) ** 0.5
+                self._raw[id(param)] = grad.detach().float().clone()
+            else:
+                self._raw[id(param)] += grad.detach().float()
             return None  # the gradient itself is left untouched
 
         return hook
@@ -169,6 +198,9 @@ class Observer:
         last = list(self._optimizers.values())[-1:] if self._optimizers else []
         self.observation.final_lrs = [float(g["lr"]) for o in last for g in o.param_groups]
         self.observation.optimizers = len(self._optimizers)
+        if self._left is not None:
+            self.observation.moved["end"] = _relative_change(self._left, self.model.named_parameters())
+            self._left = None
 
     # -- forwards -------------------------------------------------------------------------
     def _inputs(self, args, kwargs) -> dict:
@@ -182,6 +214,9 @@ class Observer:
         return bound
 
     def _before_forward(self, module, args, kwargs):
+        if self.observation.dropout_at_train is None and torch.is_grad_enabled():
+            rates = [m.p for m in self.model.modules() if isinstance(m, torch.nn.Dropout) and m.training]
+            self.observation.dropout_at_train = float(max(rates, default=0.0))
         inputs = self._inputs(args, kwargs)
         input_ids = inputs.get("input_ids")
         present = frozenset(k for k in INPUT_KEYS if inputs.get(k) is not None)
@@ -208,12 +243,23 @@ class Observer:
         loss = output.get("loss") if isinstance(output, dict) else getattr(output, "loss", None)
         if isinstance(loss, torch.Tensor) and loss.numel() == 1:
             record.loss = float(loss.detach().float())
+        logits = output.get("logits") if isinstance(output, dict) else getattr(output, "logits", None)
+        if isinstance(logits, torch.Tensor) and logits.requires_grad and logits.dim() == 2:
+            record.logits = logits.detach().float().cpu()
+
+            def received(grad, record=record):
+                g = grad.detach().float().cpu()
+                record.logit_grad = g if record.logit_grad is None else record.logit_grad + g
+
+            logits.register_hook(received)
         self.observation.forwards.append(record)
 
     # -- optimizer steps ------------------------------------------------------------------
     def _before_step(self, optimizer, args, kwargs):
         if isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer):
             return  # a wrapper (e.g. Accelerate's) whose inner optimizer reports the same step
+        if self.observation.trainable_at_step is None:
+            self.observation.trainable_at_step = [n for n, p in self.model.named_parameters() if p.requires_grad]
         if id(optimizer) not in self._optimizers:
             for g in optimizer.param_groups:
                 names = [self._names.get(id(p)) for p in g["params"]]
@@ -234,12 +280,41 @@ class Observer:
             grad_norm=norm,
             updated=frozenset(self._names.get(id(p)) for p in params if p.grad is not None) - {None},
         )
-        if len(self.observation.steps) + 1 in self.capture:
+        raw_sq, dot = 0.0, 0.0
+        for p in params:
+            raw = self._raw.get(id(p))
+            if raw is not None:
+                raw_sq += float(raw.pow(2).sum())
+                if p.grad is not None:
+                    dot += float((raw * p.grad.detach().float()).sum())
+        record.raw_norm, record.raw_dot = raw_sq ** 0.5, dot
+        step = len(self.observation.steps) + 1
+        if step in self.capture:
             named = [(self._names.get(id(p)), p) for p in params]
             record.grads = {n: (p.grad.detach().float().cpu().clone() if p.grad is not None else None) for n, p in named if n}
             record.weights = {n: p.detach().float().cpu().clone() for n, p in named if n}
+            record.raw = {n: (self._raw[id(p)].cpu().clone() if id(p) in self._raw else None) for n, p in named if n}
+            if self._left is not None and step - 1 >= 1:
+                self.observation.moved[step - 1] = _relative_change(self._left, self.model.named_parameters())
         self.observation.steps.append(record)
         self._seen = set()
+        self._raw = {}
+
+    def _after_step(self, optimizer, args, kwargs):
+        if isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer):
+            return
+        # What this step left: read against the next captured step's start and against the run's end.
+        self._left = {n: p.detach().float().cpu().clone() for n, p in self.model.named_parameters()}
+
+
+def _relative_change(before: dict, named) -> float:
+    """||now - before|| / ||before|| over the parameters ``before`` holds."""
+    diff, base = 0.0, 0.0
+    for n, p in named:
+        if n in before:
+            diff += float((p.detach().float().cpu() - before[n]).pow(2).sum())
+            base += float(before[n].pow(2).sum())
+    return (diff / max(base, 1e-30)) ** 0.5
 
 
 def training_epochs(observation: Observation, epochs: int) -> list:

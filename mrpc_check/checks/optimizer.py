@@ -82,11 +82,15 @@ def check_optimizer(battery):
     groups = base.observation.groups
     if not groups:
         return fail("optimizer", "no optimizer step observed", "the optimizer never stepped", "call optimizer.step()")
-    trainable = base.observation.trainable
+    # Trainable when the optimizer first steps: tensors the loop froze itself are the `frozen` check's choice to
+    # name, and a frozen tensor in a group is harmless (it gets no gradient, so the optimizer skips it).
+    start = base.observation.trainable
+    at_step = base.observation.trainable_at_step
+    trainable = at_step if at_step is not None else start
     counted = Counter(n for g in groups for n in g["names"])
     missing = [n for n in trainable if n not in counted]
     twice = [n for n, c in counted.items() if c > 1]
-    frozen = [n for g in groups for n in g["frozen"]]
+    frozen = [n for g in groups for n in g["frozen"] if n not in start]
     foreign = sum(g["foreign"] for g in groups)
     if missing:
         return fail("optimizer", f"{len(missing)} of {len(trainable)} trainable tensors in no param group, e.g. {missing[0]}",

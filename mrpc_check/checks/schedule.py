@@ -10,6 +10,7 @@ rate and gradient norm each step applies, observed by torch's global optimizer h
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 from mrpc_check.checks.harness import N_TRAIN
 from mrpc_check.checks.verdict import Verdict, check, crashed, declared_absent, explained_by, fail, ok
@@ -151,8 +152,9 @@ def diagnose(recipe, lrs: list, final: float, total: int, warmup: int, processes
     return (f"sized for {t} steps, {total} taken: the rate reaches 0 before the end", fix)
 
 
-def schedule_verdict(name: str, run, processes: int = 1) -> Verdict:
-    recipe = run.recipe
+def schedule_verdict(name: str, run, processes: int = 1, recipe=None) -> Verdict:
+    """The closed form's verdict on ``run`` (judged against ``recipe``, the run's own by default)."""
+    recipe = recipe or run.recipe
     steps = run.observation.steps
     total = expected_steps(recipe, processes=processes) if processes > 1 else fed_steps(run)
     micro = len(run.observation.train_forwards())
@@ -181,12 +183,23 @@ def check_schedule(battery):
 
     A mismatch is diagnosed, not only rejected: the warmup, total and scheduler steps per optimizer
     step that reproduce the observed rates are inferred and named (floored total, micro-batches
-    counted, per-micro-batch stepping, a fixed or ignored warmup).
+    counted, per-micro-batch stepping, a fixed or ignored warmup). Where the recipe has no warmup
+    and the rates are the closed form with one, that warmup is an extra of the loop's: named, a
+    warning unless ``adapter.extras`` declares it.
     """
+    declared = battery.caps.extra("warmup_steps")
+    extras = []
     for run in (battery.base_run(), battery.run("clip", clip_recipe(battery))):
         if (v := crashed("schedule", run)) is not None:
             return v
         verdict = schedule_verdict("schedule", run)
+        if not verdict.passed:
+            fitted = extra_warmup(run)
+            if fitted is not None:
+                verdict = schedule_verdict("schedule", run, recipe=run.recipe.replace(warmup_steps=fitted))
+                if verdict.passed:
+                    extras.append((run.name, fitted, len(run.observation.steps)))
+                    continue
         if not verdict.passed:
             verdict.figure = f"run {run.name!r}: {verdict.figure}"
             if len(run.observation.steps) != fed_steps(run):
@@ -194,9 +207,38 @@ def check_schedule(battery):
                 verdict = explained_by(battery, verdict, "grouping")
             return verdict
     steps = len(battery.base_run().observation.steps)
+    if extras:
+        seen = "; ".join(f"run {name!r}: warmup {w} of {t} steps, then the closed form to 0" for name, w, t in extras)
+        if declared is not None and all(w == declared for _, w, _ in extras):
+            return Verdict("schedule", "pass", f"{seen}, as declared in adapter.extras", extra=True)
+        if declared is not None:
+            return fail("schedule", seen, f"declared a warmup of {declared} steps (adapter.extras) but the loop warms up over "
+                        f"{extras[0][1]}", "warm up over the declared steps, or correct adapter.extras['warmup_steps']")
+        return Verdict("schedule", "warn", seen, f"the loop warms up over {extras[0][1]} optimizer steps though the recipe has no "
+                       "warmup (a warmup fixed in the loop)",
+                       "take num_warmup_steps from recipe.warmup_steps / warmup_ratio and keep 'warmup' in adapter.supports, "
+                       f"or declare the choice: adapter.extras = {{'warmup_steps': {extras[0][1]}}}", extra=True)
+    if declared is not None:
+        return fail("schedule", f"{steps} steps, every lr the closed form without warmup",
+                    f"declared a warmup of {declared} steps (adapter.extras) but the rate starts at its peak",
+                    "warm up over the declared steps, or remove 'warmup_steps' from adapter.extras")
     if not battery.declares("warmup"):
         return ok("schedule", f"{steps} steps, every lr the closed form without warmup (warmup declared absent), final lr 0.0")
     return ok("schedule", f"warmup as 2 steps and as ratio 0.5: {steps} steps each, every lr the closed form, final lr 0.0")
+
+
+def extra_warmup(run) -> Optional[int]:
+    """The warmup a run's rates show where its recipe asks for none (the closed form fits with it), else None."""
+    recipe = run.recipe
+    total = fed_steps(run)
+    if warmup_of(recipe, total) != 0 or len(run.observation.steps) != total:
+        return None
+    lrs = [s.lrs[0] for s in run.observation.steps]
+    final = run.observation.final_lrs[0] if run.observation.final_lrs else float("nan")
+    found = infer_schedule(lrs, final, recipe.lr, strides=(1,), expect=(None, total))
+    if found is None or found[0] == 0 or found[1] != total or found[2] != 1 or found[3] != 0:
+        return None
+    return found[0]
 
 
 def clip_recipe(battery):
@@ -205,10 +247,43 @@ def clip_recipe(battery):
     return battery.base.replace(warmup_steps=0, warmup_ratio=0.5, max_grad_norm=CLIP, grad_accum=4)
 
 
-@check("clipping", oracle="gradient norm observed at each optimizer step against max_grad_norm")
+@check("clipping", oracle="gradient norm observed at each optimizer step against max_grad_norm; the gradient backward "
+       "produced against the one each step applied")
 def check_clipping(battery):
-    """With max_grad_norm set, every step applies gradients of exactly that global norm (it binds here)."""
+    """With max_grad_norm set, every step applies gradients of exactly that global norm; without it, no clip at all.
+
+    The base run asks for no clipping: a loop that clips there anyway (a norm fixed in the loop) is
+    named with the norm and the steps it bound at, a warning unless ``adapter.extras`` declares it.
+    """
+    from mrpc_check.checks.effective import effective_recipe
+
+    base = battery.base_run()
+    if (v := crashed("clipping", base)) is not None:
+        return v
+    found = effective_recipe(battery).clip
+    declared = battery.caps.extra("max_grad_norm")
+    seen = f"base run (no clipping asked): {found.describe()}"
+    extra = None
+    if declared is not None:
+        if found.norm is not None and abs(found.norm - declared) > 1e-3 * declared:
+            return fail("clipping", seen, f"declared a clip at {declared:g} (adapter.extras) but the loop clips at {found.norm:.4g}",
+                        "clip at the declared norm, or correct adapter.extras['max_grad_norm']")
+        if found.norm is None and found.largest > declared * (1 + 1e-3):
+            return fail("clipping", seen, f"declared a clip at {declared:g} (adapter.extras) but gradients of norm up to "
+                        f"{found.largest:.3g} were applied unclipped",
+                        f"call clip_grad_norm_(model.parameters(), {declared:g}) before optimizer.step(), or correct adapter.extras")
+    elif found.norm is not None:
+        extra = Verdict("clipping", "warn", f"{seen}; the applied norm equals {found.norm:.4g} wherever the raw one was larger",
+                        f"the loop clips at norm {found.norm:.4g} (bound at {found.binding} of {found.steps} steps) though the recipe "
+                        "has no clipping",
+                        "take the norm from recipe.max_grad_norm (no clip when it is None) and keep 'max_grad_norm' in "
+                        f"adapter.supports, or declare the choice: adapter.extras = {{'max_grad_norm': {found.norm:.4g}}}", extra=True)
     if (v := declared_absent(battery, "clipping", "max_grad_norm", "max_grad_norm")) is not None:
+        if extra is not None:
+            return extra
+        if declared is not None and found.norm is not None:
+            return Verdict("clipping", "pass", f"{seen}, as declared in adapter.extras", extra=True)
+        v.figure += f"; {seen}"
         return v
     run = battery.run("clip", clip_recipe(battery))
     if (v := crashed("clipping", run)) is not None:
@@ -232,6 +307,15 @@ def check_clipping(battery):
         high = max(norms, default=0.0) > CLIP * 1.001
         above = sum(n > CLIP * 1.001 for n in norms)
         if norms and above == len(norms):
+            from mrpc_check.checks.effective import infer_clip
+
+            fixed = infer_clip(run.observation.steps).norm
+            if fixed is not None:
+                return fail("clipping", f"run 'clip' (max_grad_norm {CLIP:g}): the applied norm equals {fixed:.4g} wherever the raw "
+                            f"one was larger; {seen}",
+                            f"ignores recipe.max_grad_norm: the loop clips at a fixed {fixed:.4g} whatever the recipe says",
+                            "call clip_grad_norm_(model.parameters(), recipe.max_grad_norm) (no clip when it is None), or leave "
+                            f"'max_grad_norm' out of adapter.supports and declare adapter.extras = {{'max_grad_norm': {fixed:.4g}}}")
             return fail("clipping", f"global gradient norms at the steps {min(norms):.3g}..{max(norms):.3g}, max_grad_norm {CLIP:g}",
                         f"ignores recipe.max_grad_norm (max_grad_norm not applied: all {len(norms)} steps above {CLIP:g}): if the "
                         "loop does not clip by design, declare it (supports without 'max_grad_norm')",
@@ -241,4 +325,6 @@ def check_clipping(battery):
                     "max_grad_norm not applied on every step" if high else "clipped before the gradients were complete or unscaled",
                     "call clip_grad_norm_(model.parameters(), max_grad_norm) after the last backward of the group "
                     "(after scaler.unscale_ under fp16), right before optimizer.step()")
-    return ok("clipping", f"{len(norms)} steps, every global gradient norm within {worst:.1e} of max_grad_norm {CLIP:g}")
+    if extra is not None:
+        return extra
+    return ok("clipping", f"{len(norms)} steps, every global gradient norm within {worst:.1e} of max_grad_norm {CLIP:g}; {seen}")

@@ -28,6 +28,7 @@ class Verdict:
     bug: str = ""  # on failure or warning: the likely bug
     fix: str = ""  # on failure or warning: what to change (none for a consequence)
     caused_by: Optional[str] = None  # the root check whose failure this one follows from
+    extra: bool = False  # the run shows something the recipe never asked for, which this check names (declared or not)
 
     @property
     def passed(self) -> bool:
@@ -43,7 +44,7 @@ class Verdict:
 
     def to_dict(self) -> dict:
         return {"check": self.check, "status": self.status, "figure": self.figure, "bug": self.bug, "fix": self.fix,
-                "caused_by": self.caused_by}
+                "caused_by": self.caused_by, "extra": self.extra}
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,9 @@ def explained_by(battery, verdict: Verdict, prerequisite: str) -> Verdict:
     if before.status != "fail":
         return verdict
     root = root_of(before)
+    if battery.verdicts.get(root, before).status != "fail":  # an extra of the loop's: not judged, not failed
+        return Verdict(verdict.check, "skip", f"not judged: `{root}` names an extra of the loop's that explains it ({verdict.figure})",
+                       caused_by=root)
     return Verdict(verdict.check, "fail", verdict.figure, f"fails because `{root}` fails", "", caused_by=root)
 
 
@@ -144,6 +148,10 @@ def judge(battery, name: str, run_check: Optional[Callable] = None) -> Verdict:
         if before.status == "fail" or (before.status == "skip" and before.caused_by):
             root = root_of(before)
             break
+    # A root that does not fail names an extra of the loop's (it warns, or passes as declared): the checks that its
+    # extra breaks say so themselves (extras.extra_explains); the others are judged as usual.
+    if root is not None and cache[root].status != "fail":
+        root = None
     if root and spec.costly:
         verdict = Verdict(name, "skip", f"not run: it rests on `{root}`, which fails; fix that first", caused_by=root)
     else:

@@ -89,7 +89,7 @@ def test_json_and_table_report_the_root_cause_first(bert, tmp_path, capsys):
     assert data["counts"] == {"pass": 0, "warn": 0, "fail": 2, "skip": 1}
     assert data["root_causes"] == ["gradients_cleared"]
     by_check = {v["check"]: v for v in data["verdicts"]}
-    assert set(by_check["accumulation"]) == {"check", "status", "figure", "bug", "fix", "caused_by"}
+    assert set(by_check["accumulation"]) == {"check", "status", "figure", "bug", "fix", "caused_by", "extra"}
     assert by_check["accumulation"]["caused_by"] == "gradients_cleared" and by_check["accumulation"]["fix"] == ""
     assert by_check["label_control"] == {**by_check["label_control"], "status": "skip", "caused_by": "gradients_cleared"}
     assert by_check["gradients_cleared"]["caused_by"] is None

@@ -1,0 +1,399 @@
+"""The effective recipe: what the loop actually did, inferred from what the battery observed.
+
+Every figure comes from the base run's observation (:mod:`mrpc_check.checks.observe`), never from
+the loop's code or its own account:
+
+* **peak lr, schedule, warmup**: the rate of every optimizer step, fitted by the linear schedule's
+  closed form (:func:`mrpc_check.checks.schedule.infer_schedule`);
+* **weight decay per group, trained and frozen tensors**: the optimizer's param groups at its first
+  step, ``requires_grad`` at the start against the first step;
+* **clip norm**: the gradient backward produced (tensor hooks) against the one the step applied;
+  the step shrank it along the same direction to one common norm, at every step where it was
+  larger, and left it untouched where it was smaller: a global-norm clip at that norm;
+* **loss**: the gradient the loop's loss sent back into the logits of every training forward (a
+  tensor hook on the logits, whoever computed the loss), against the logits' own probabilities:
+  plain cross-entropy, label smoothing and class weights each give it a closed form
+  (:func:`infer_loss`), and each row's weight against the mean over its step's rows;
+* **accumulation, epochs, batch size, rows per epoch**: the micro-batches before each step;
+* **dropout**: the Dropout modules' rates at the first training forward;
+* **evaluation passes** and **weights moved outside the optimizer** (an EMA or an average copied
+  in, a checkpoint reloaded): forwards without autograd, and the weights each step left against
+  the next step's start and the run's end.
+
+:func:`effective_recipe` computes it once per battery; :func:`format_effective` prints it as the
+short table ``mrpc-check verify`` shows after the verdicts; ``to_dict`` carries it into ``--json``.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+from mrpc_check.checks.harness import LossForm
+
+PURE = 1e-5  # 1 - cosine(raw, applied) below this: the step applied a multiple of the raw gradient
+SAME = 1e-3  # relative agreement of norms, scales and residuals (the gradient checks' tolerance)
+MOVED = 1e-6  # relative weight change outside the optimizer above this is a change (fp32 copies agree exactly)
+
+
+@dataclass
+class ClipFinding:
+    """What the steps did to the gradient backward produced."""
+
+    norm: Optional[float] = None  # the global norm it was clipped at (None: no clip seen)
+    binding: int = 0  # steps where the clip shrank the gradient
+    steps: int = 0  # steps read (raw and applied gradients both seen)
+    largest: float = 0.0  # the largest raw norm of the steps: a clip above it would not show
+    scale: Optional[float] = None  # every step's gradient multiplied by this constant (not a clip)
+    altered: int = 0  # steps whose applied gradient is not a multiple of the raw one (a leftover, a per-tensor clip)
+
+    def describe(self) -> str:
+        if self.norm is not None:
+            return f"clips at global norm {self.norm:.4g} (bound at {self.binding} of {self.steps} steps)"
+        if self.scale is not None:
+            return f"every gradient multiplied by {self.scale:.4g} after backward"
+        if self.altered:
+            return f"gradient altered after backward at {self.altered} of {self.steps} steps (not a global-norm clip)"
+        return f"none seen (raw gradient norms up to {self.largest:.3g}: a clip above that would not show)"
+
+
+def infer_clip(steps: list) -> ClipFinding:
+    """Clip norm, constant rescale or other change between each step's raw and applied gradient."""
+    pure, altered = [], 0
+    for s in steps:
+        if s.raw_norm <= 0 or s.grad_norm <= 0:
+            continue
+        cosine = s.raw_dot / (s.raw_norm * s.grad_norm)
+        if 1 - cosine > PURE:
+            altered += 1
+            continue
+        pure.append((s.grad_norm / s.raw_norm, s.raw_norm, s.grad_norm))
+    finding = ClipFinding(steps=len(pure) + altered, altered=altered, largest=max((r for _, r, _ in pure), default=0.0))
+    shrunk = [(scale, raw, applied) for scale, raw, applied in pure if scale < 1 - SAME]
+    if shrunk:
+        norm = statistics.median(applied for _, _, applied in shrunk)
+        common = all(abs(applied - norm) <= SAME * norm for _, _, applied in shrunk)
+        untouched = [raw for scale, raw, _ in pure if scale >= 1 - SAME]
+        if common and all(abs(scale - 1) <= SAME for scale, _, _ in pure if scale >= 1 - SAME) and all(r <= norm * (1 + SAME) for r in untouched):
+            finding.norm, finding.binding = norm, len(shrunk)
+            return finding
+    scales = [scale for scale, _, _ in pure]
+    if scales and all(abs(x - scales[0]) <= SAME * scales[0] for x in scales) and abs(scales[0] - 1) > SAME:
+        finding.scale = statistics.median(scales)
+    elif shrunk:
+        finding.altered += len(shrunk)
+    return finding
+
+
+def clipped_steps(steps: list, clip: ClipFinding) -> set:
+    """1-based steps whose applied gradient is the raw one shrunk to the clip norm."""
+    if clip.norm is None:
+        return set()
+    return {k for k, s in enumerate(steps, 1) if s.raw_norm > 0 and s.grad_norm < s.raw_norm * (1 - SAME)
+            and 1 - s.raw_dot / (s.raw_norm * s.grad_norm) <= PURE}
+
+
+@dataclass
+class LossFinding:
+    """The loss the loop trained on, read off the gradient it sent back into the logits."""
+
+    form: Optional[LossForm] = None  # None: no cross-entropy form explains the gradient
+    by_model: bool = True  # the training forwards received labels (the model's own loss could be used)
+    residual: float = float("nan")  # relative distance of the observed logit gradients from the fitted form
+    rows: int = 0  # training rows read
+    scale: tuple = ()  # (smallest, largest) weight of a row against the mean over its optimizer step's rows (1 = the mean)
+    why: str = ""  # when form is None: why not
+
+    def describe(self) -> str:
+        where = "labels passed to the model" if self.by_model else "computed by the loop from the logits (no labels passed)"
+        if self.form is None:
+            return f"not recognised ({self.why}); {where}"
+        parts = ["cross-entropy"]
+        if self.form.label_smoothing:
+            parts.append(f"label smoothing {self.form.label_smoothing:g}")
+        if self.form.class_weights:
+            parts.append("class weights " + ":".join(f"{w:.3g}" for w in self.form.class_weights))
+        if self.scale and not self.form.class_weights:
+            low, high = self.scale
+            parts.append(f"row weight x{low:.3g}" + (f"..{high:.3g}" if abs(high - low) > 1e-3 * abs(low) else "")
+                         + " the step's mean")
+        return f"{', '.join(parts)} ({where}; {self.rows} rows, fit residual {self.residual:.1e})"
+
+
+FIT = 1e-4  # relative residual of the logit-gradient fit: fp32 softmax and gradients agree to ~1e-6
+
+
+def _fit_residual(gamma, p0, label, forward, e, weight):
+    """Relative residual of gamma = S_forward * w_label * (p0 - target_label(e)), S fitted per forward; arrays over the grid."""
+    import numpy as np
+
+    target = np.where(label == 1, e[..., None], 1 - e[..., None])  # (grid, rows): class 0's target probability
+    z = np.where(label == 1, weight[..., None], 1.0) * (p0 - target)
+    total = np.zeros(e.shape)
+    for m in np.unique(forward):
+        sel = forward == m
+        zz, gg = z[..., sel], gamma[sel]
+        scale = (zz * gg).sum(-1) / np.maximum((zz * zz).sum(-1), 1e-300)
+        total += ((gg - scale[..., None] * zz) ** 2).sum(-1)
+    return np.sqrt(total / max(float((gamma ** 2).sum()), 1e-300))
+
+
+def infer_loss(battery, run) -> LossFinding:
+    """Name the cross-entropy behind the gradient the loop's loss sent into the logits of every training forward.
+
+    For two classes every cross-entropy gives row i the logit gradient ``S * w_y * (p_i - t_y)`` on
+    class 0, with ``S`` one scale per forward (the mean's 1/n, an accumulation weight), ``w_y`` the
+    class weight and ``t_y`` the target probability of class 0: 1 - eps/2 for label 0, eps/2 for
+    label 1 under label smoothing eps. Plain cross-entropy (eps 0, equal weights) is tried first;
+    failing that, (eps, w1/w0) are fitted on a grid refined by zooming. The forwards' different
+    probabilities separate smoothing from class weights; the per-forward scale is the accumulation
+    check's to judge.
+    """
+    import numpy as np
+
+    obs = run.observation
+    train = obs.train_forwards()
+    finding = LossFinding(by_model=all("labels" in f.keys for f in train))
+    gamma, p0, label, forward, step = [], [], [], [], []
+    for m, f in enumerate(train):
+        if f.logits is None or f.logit_grad is None or any(r is None for r in f.rows):
+            continue
+        if f.logits.shape[-1] != 2:
+            finding.why = f"{f.logits.shape[-1]} classes: the loss is read for two"
+            return finding
+        probs = torch.softmax(f.logits.double(), -1)[:, 0]
+        for i, row in enumerate(f.rows):
+            gamma.append(float(f.logit_grad[i, 0]))
+            p0.append(float(probs[i]))
+            label.append(battery.label_of(row, run.train_labels))
+            forward.append(m)
+            step.append(f.steps_before)
+    finding.rows = len(gamma)
+    if not gamma or not any(gamma):
+        finding.why = "no gradient reached the logits of a training forward"
+        return finding
+    gamma, p0, label, forward = map(np.asarray, (gamma, p0, label, forward))
+    plain = float(_fit_residual(gamma, p0, label, forward, np.zeros(()), np.ones(())))
+    if plain <= FIT:
+        e, weight, residual = 0.0, 1.0, plain
+    else:
+        # (eps / 2, log w1/w0) on a grid, zoomed in around the best point six times.
+        lo_e, hi_e, lo_w, hi_w = -0.25, 0.5, math.log(0.05), math.log(20.0)
+        for _ in range(6):
+            es, ws = np.meshgrid(np.linspace(lo_e, hi_e, 41), np.linspace(lo_w, hi_w, 41), indexing="ij")
+            res = _fit_residual(gamma, p0, label, forward, es, np.exp(ws))
+            i, j = np.unravel_index(np.argmin(res), res.shape)
+            e, log_w, residual = float(es[i, j]), float(ws[i, j]), float(res[i, j])
+            de, dw = (hi_e - lo_e) / 8, (hi_w - lo_w) / 8
+            lo_e, hi_e, lo_w, hi_w = e - de, e + de, log_w - dw, log_w + dw
+        weight = math.exp(log_w)
+        # Snap to round values when they fit as well (0.1 rather than 0.09999987).
+        for cand_e in (round(2 * e, 3) / 2, 0.0):
+            for cand_w in (float(f"{weight:.3g}"), 1.0):
+                r = float(_fit_residual(gamma, p0, label, forward, np.asarray(cand_e), np.asarray(cand_w)))
+                if r <= max(residual * 1.5, FIT / 10):
+                    e, weight, residual = cand_e, cand_w, r
+                    break
+    finding.residual = residual
+    if residual > FIT:
+        finding.why = f"no cross-entropy form fits the logit gradients (residual {residual:.1e})"
+        return finding
+    epsilon = round(2 * e, 4)
+    weights = None if abs(weight - 1) <= 1e-3 else (1.0, float(f"{weight:.4g}"))
+    if epsilon and weights:
+        finding.why = f"label smoothing ~{epsilon:g} and class weights ~1:{weights[1]:g} together (not read here)"
+        return finding
+    finding.form = LossForm(epsilon if abs(epsilon) >= 1e-4 else 0.0, weights)
+    # Each row's weight against the mean over its optimizer step's rows (1 for a mean over the step).
+    step_arr = np.asarray(step)
+    target = np.where(label == 1, e, 1 - e)
+    z = np.where(label == 1, weight, 1.0) * (p0 - target)
+    rows_in_step = {k: int((step_arr == k).sum()) for k in set(step)}
+    scales = []
+    for m in np.unique(forward):
+        sel = forward == m
+        scale = float((z[sel] * gamma[sel]).sum() / max(float((z[sel] ** 2).sum()), 1e-300))
+        scales.append(scale * rows_in_step[int(step_arr[sel][0])])
+    finding.scale = (min(scales), max(scales))
+    return finding
+
+
+@dataclass
+class Row:
+    """One line of the effective recipe: the recipe's value, the observed one, and how they relate."""
+
+    name: str
+    recipe: str
+    observed: str
+    mark: str = "="  # "=": as the recipe says; "+": an extra the recipe never asked for; "!": differs
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "recipe": self.recipe, "observed": self.observed,
+                "relation": {"=": "as recipe", "+": "extra", "!": "differs"}[self.mark]}
+
+
+@dataclass
+class EffectiveRecipe:
+    """What the loop did on the battery's base run, row by row, with the findings the checks read."""
+
+    rows: list = field(default_factory=list)
+    clip: ClipFinding = field(default_factory=ClipFinding)
+    loss: LossFinding = field(default_factory=LossFinding)
+    frozen: list = field(default_factory=list)  # tensors the loop set requires_grad=False on
+    frozen_prefixes: list = field(default_factory=list)  # the same, as the smallest set of module prefixes
+    dropout: Optional[float] = None  # the dropout rate at the first training forward
+    dropout_start: float = 0.0  # the model's own, as handed over
+    schedule: Optional[tuple] = None  # (warmup, total, stride, offset) of the fitted linear schedule
+    moved: dict = field(default_factory=dict)  # observation.moved: weights changed outside the optimizer
+    error: str = ""  # the base run crashed: nothing inferred
+
+    def to_dict(self) -> dict:
+        return {"rows": [r.to_dict() for r in self.rows], "error": self.error or None}
+
+
+def module_prefixes(names: list, all_names: list) -> list:
+    """The fewest module prefixes whose parameters are exactly ``names`` (e.g. ['bert.embeddings'])."""
+    chosen = set(names)
+    out = []
+    for name in names:
+        parts = name.split(".")
+        best = name
+        for cut in range(len(parts) - 1, 0, -1):
+            prefix = ".".join(parts[:cut])
+            under = [n for n in all_names if n.startswith(prefix + ".")]
+            if under and all(n in chosen for n in under):
+                best = prefix
+            else:
+                break
+        if best not in out:
+            out.append(best)
+    return out
+
+
+def _fmt(x) -> str:
+    return "none" if x is None else f"{x:g}"
+
+
+def effective_recipe(battery) -> EffectiveRecipe:
+    """The effective recipe of ``battery``'s base run; computed once and kept on the battery."""
+    cached = getattr(battery, "_effective", None)
+    if cached is not None:
+        return cached
+    try:
+        battery._effective = _infer(battery)
+    except Exception as exc:  # a loop whose run defeats an inference gets a line, never a traceback
+        text = (str(exc).strip().splitlines() or [""])[0][:160]
+        battery._effective = EffectiveRecipe(error=f"could not be inferred ({type(exc).__name__}: {text})")
+    return battery._effective
+
+
+def _infer(battery) -> EffectiveRecipe:
+    from mrpc_check.checks.coverage import epoch_rows
+    from mrpc_check.checks.evaluation import eval_passes
+    from mrpc_check.checks.grouping import observed_groups
+    from mrpc_check.checks.optimizer import exempt
+    from mrpc_check.checks.schedule import infer_schedule, warmup_of, fed_steps
+
+    run = battery.base_run()
+    recipe, obs = run.recipe, run.observation
+    eff = EffectiveRecipe()
+    if run.error is not None:
+        eff.error = f"the base run raised {type(run.error).__name__}: nothing inferred"
+        return eff
+    steps = obs.steps
+    rows = eff.rows
+    # -- the optimizer ----------------------------------------------------------------------------
+    peak = max((g["initial_lr"] for g in obs.groups), default=0.0)
+    rows.append(Row("peak lr", f"{recipe.lr:g}", f"{peak:g}" if obs.groups else "no optimizer step",
+                    "=" if obs.groups and math.isclose(peak, recipe.lr, rel_tol=1e-6) else "!"))
+    total = fed_steps(run)
+    warmup = warmup_of(recipe, total)
+    lrs = [s.lrs[0] for s in steps]
+    final = obs.final_lrs[0] if obs.final_lrs else float("nan")
+    eff.schedule = infer_schedule(lrs, final, peak, strides=(1, max(1, recipe.grad_accum)), expect=(warmup, total)) if lrs else None
+    want = f"linear, warmup {warmup}, {total} steps to 0"
+    if eff.schedule is None:
+        flat = lrs and all(math.isclose(x, lrs[0], rel_tol=1e-9) for x in lrs + [final])
+        shape, mark = ("constant" if flat else "not a linear schedule with warmup"), "!"
+    else:
+        w, t, stride, _ = eff.schedule
+        shape = f"linear, warmup {w}, " + (f"{t} steps to 0" if t is not None else "never reaches its peak") + (
+            f", {stride} scheduler steps per optimizer step" if stride > 1 else "")
+        mark = "=" if (w, t, stride) == (warmup, total, 1) else ("+" if warmup == 0 and w > 0 and t == total and stride == 1 else "!")
+    rows.append(Row("schedule", want, f"{shape} ({len(steps)} optimizer steps)", mark))
+    decays = {}
+    for g in obs.groups:
+        kind = "bias/LayerNorm" if g["names"] and all(exempt(n) for n in g["names"]) else "weight"
+        decays.setdefault((g["weight_decay"], kind), 0)
+        decays[(g["weight_decay"], kind)] += len(g["names"])
+    told = ", ".join(f"{d:g} on {n} {kind} tensors" for (d, kind), n in sorted(decays.items(), key=lambda x: x[0][1]))
+    rows.append(Row("weight decay", f"{recipe.weight_decay:g}", told or "no param group",
+                    "=" if all(math.isclose(d, recipe.weight_decay) or (kind != "weight" and d == 0) for d, kind in decays) else "!"))
+    eff.clip = infer_clip(steps)
+    rows.append(Row("clipping", _fmt(recipe.max_grad_norm), eff.clip.describe(),
+                    "+" if eff.clip.norm is not None and recipe.max_grad_norm is None else
+                    ("!" if eff.clip.scale is not None or eff.clip.altered else "=")))
+    # -- the data ---------------------------------------------------------------------------------
+    groups, trailing = observed_groups(run) if steps else ([], [])
+    sizes = sorted({len(g) for g in groups})
+    rows.append(Row("accumulation", f"{recipe.grad_accum} micro-batch(es) per step",
+                    f"{'/'.join(map(str, sizes)) or 0} micro-batch(es) per step" + (f", {len(trailing)} never stepped" if trailing else ""),
+                    "=" if sizes and max(sizes) == recipe.grad_accum else "!"))
+    epochs = epoch_rows(run)
+    rows.append(Row("epochs", f"{recipe.epochs}", f"{len(epochs)}", "=" if len(epochs) == recipe.epochs else "!"))
+    batch = max((f.shape[0] for f in obs.train_forwards() if f.shape), default=0)
+    rows.append(Row("batch size", f"{recipe.batch_size}", f"{batch}", "=" if batch == recipe.batch_size else "!"))
+    per_epoch = sorted({len(e) for e in epochs})
+    n_train = len(battery.train_labels)
+    rows.append(Row("rows per epoch", f"{n_train}", "/".join(map(str, per_epoch)) or "0",
+                    "=" if per_epoch == [n_train] else "!"))
+    # -- the model --------------------------------------------------------------------------------
+    start = list(obs.trainable)
+    at_step = obs.trainable_at_step if obs.trainable_at_step is not None else start
+    eff.frozen = [n for n in start if n not in set(at_step)]
+    all_names = [n for n, _ in battery.fresh_model(0).named_parameters()]
+    eff.frozen_prefixes = module_prefixes(eff.frozen, all_names)
+    updated = set().union(*(s.updated for s in steps)) if steps else set()
+    idle = [n for n in at_step if n not in updated]
+    trained = f"{len(at_step) - len(idle)} of {len(start)} tensors"
+    if eff.frozen:
+        trained += f"; frozen by the loop: {len(eff.frozen)} ({', '.join(eff.frozen_prefixes[:3])}{', ...' if len(eff.frozen_prefixes) > 3 else ''})"
+    if idle:
+        trained += f"; {len(idle)} trainable but never updated (e.g. {idle[0]})"
+    rows.append(Row("trained tensors", f"all {len(start)}", trained, "+" if eff.frozen else ("!" if idle else "=")))
+    eff.loss = infer_loss(battery, run)
+    form = eff.loss.form
+    rows.append(Row("loss", "mean cross-entropy", eff.loss.describe(),
+                    "=" if form is not None and form.plain else ("+" if form is not None else "!")))
+    eff.dropout_start, eff.dropout = obs.dropout, obs.dropout_at_train
+    rows.append(Row("dropout", f"{obs.dropout:g} (the model's)", "no training forward" if eff.dropout is None else f"{eff.dropout:g}",
+                    "=" if eff.dropout == obs.dropout else "+"))
+    # -- evaluation and the weights -------------------------------------------------------------
+    passes = eval_passes(run)
+    kinds = []
+    for p in passes:
+        splits = {r[0] if r else "unknown" for f in p for r in f.rows}
+        mode = "eval" if all(not f.training for f in p) else "train"
+        kinds.append(f"{'+'.join(sorted(splits))} in {mode} mode")
+    rows.append(Row("evaluation", "validation, eval mode", f"{len(passes)} pass(es): " + "; ".join(dict.fromkeys(kinds)) if passes else "none",
+                    "=" if kinds and all(k == "validation in eval mode" for k in kinds) else "!"))
+    eff.moved = dict(obs.moved)
+    moved = {k: v for k, v in eff.moved.items() if v > MOVED}
+    where = ", ".join(("after the last step" if k == "end" else f"between steps {k} and {k + 1}") + f" ({v:.1e})" for k, v in moved.items())
+    rows.append(Row("weights outside the optimizer", "unchanged", f"changed {where}" if moved else "unchanged", "+" if moved else "="))
+    return eff
+
+
+def format_effective(eff: EffectiveRecipe) -> str:
+    """The effective recipe as a short table: what, the recipe, what the loop did (+ extra, ! differs)."""
+    if eff.error:
+        return f"effective recipe: {eff.error}"
+    width = max(len(r.name) for r in eff.rows)
+    lines = ["effective recipe (base run; + an extra the recipe never asked for, ! differs from the recipe):"]
+    for r in eff.rows:
+        lines.append(f"  {r.mark} {r.name:<{width}}  {r.observed}" + ("" if r.mark == "=" else f"  [recipe: {r.recipe}]"))
+    return "\n".join(lines)
