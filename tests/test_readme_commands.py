@@ -122,3 +122,12 @@ def test_the_readme_command_runs(command, tiny_model_dir, glue_dir, tmp_path):
     assert done.returncode in expected, f"{command!r} -> exit {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     assert "ModuleNotFoundError" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/getting-started.md"])
+def test_the_two_commands_heading_gives_two_commands(page):
+    """'Two commands on a fresh machine': the block under the heading holds exactly the main job and the tests."""
+    text = PAGES[page]
+    after = text[text.index("## Two commands on a fresh machine"):]
+    block = re.search(r"```bash\n(.*?)```", after, flags=re.S).group(1)
+    assert shell_commands(f"```bash\n{block}```") == ["bash scripts/train.sh", "bash .ci/run"]

@@ -74,3 +74,5 @@ EXPECTED = {
     "optimizer": "fail",  # torch's default weight decay 0.01
     "clipping": "skip", "resume": "skip",
 }
+# The effective recipe the battery must infer (tests/checks/test_published.py): the schedule sized in micro-batches.
+EFFECTIVE = {"clip_norm": None, "frozen": (), "label_smoothing": 0.0, "warmup": 0, "total": 12}

@@ -66,3 +66,5 @@ EXPECTED = {
 }
 # On 2 processes (verify --distributed): the walkthrough's own bug, the schedule sized before prepare.
 EXPECTED_2PROC = {"schedule_2proc": "fail"}
+# The effective recipe the battery must infer (tests/checks/test_published.py).
+EFFECTIVE = {"clip_norm": None, "frozen": (), "label_smoothing": 0.0, "warmup": 0}

@@ -64,3 +64,5 @@ EXPECTED = {
     "grouping": "skip", "accumulation": "skip", "clipping": "skip",  # declared: no accumulation, no clipping
     "resume": "skip",  # no checkpoints
 }
+# The effective recipe the battery must infer (tests/checks/test_published.py).
+EFFECTIVE = {"clip_norm": None, "frozen": (), "label_smoothing": 0.0, "warmup": 0}

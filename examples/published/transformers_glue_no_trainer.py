@@ -95,3 +95,5 @@ EXPECTED = {
     "accumulation": "skip",  # not judged while grouping fails (its loss / accum would be read on misaligned groups)
     "clipping": "skip", "resume": "skip",
 }
+# The effective recipe the battery must infer (tests/checks/test_published.py): the recipe's warmup 2 over 6 steps.
+EFFECTIVE = {"clip_norm": None, "frozen": (), "label_smoothing": 0.0, "warmup": 2, "total": 6}

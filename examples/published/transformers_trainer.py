@@ -35,3 +35,5 @@ def expected() -> dict:
         takes_kwargs = any(p.kind == inspect.Parameter.VAR_KEYWORD
                            for p in inspect.signature(BertForSequenceClassification.forward).parameters.values())
     return {**EXPECTED, "accumulation": "fail" if takes_kwargs else "warn"}
+# The effective recipe the battery must infer (tests/checks/test_published.py).
+EFFECTIVE = {"clip_norm": None, "frozen": (), "label_smoothing": 0.0, "warmup": 2, "total": 6}

@@ -83,6 +83,7 @@ def pytest_configure(config):
     loops_from(config.getoption("--mrpc-loops"))
     config.pluginmanager.register(SeedSweep(config), "mrpc-seed-sweep")
     config.pluginmanager.register(CheckpointJudged(config), "mrpc-checkpoint-judged")
+    config.pluginmanager.register(EffectiveRecipes(), "mrpc-effective-recipes")
 
 
 def seeds_from(text: str) -> list:
@@ -164,6 +165,27 @@ class SeedSweep:
             terminalreporter.section("mrpc_check seed sweep")
             for line in self.lines:
                 terminalreporter.write_line(line)
+
+
+class EffectiveRecipes:
+    """The effective recipe of each loop the battery judged, printed after the tests.
+
+    ``mrpc_check.checks``' ``test_effective_recipe`` records it as the user property
+    ``mrpc_effective_recipe`` (so --junitxml carries it, and reports bring it back from xdist workers).
+    """
+
+    def __init__(self) -> None:
+        self.tables: list = []
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "call":
+            self.tables += [value for key, value in report.user_properties if key == "mrpc_effective_recipe"]
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.tables:
+            terminalreporter.section("mrpc_check effective recipe")
+            for table in dict.fromkeys(self.tables):
+                terminalreporter.write_line(table)
 
 
 class CheckpointJudged:

@@ -10,8 +10,12 @@ inputs, modes      forward hooks (:mod:`.inputs`)
 padding            metamorphic: padded to 64, same losses and weights (:mod:`.padding`)
 coverage           every training row once per epoch; drop_last graded (:mod:`.coverage`)
 grouping           the micro-batches each optimizer step closed (:mod:`.grouping`)
-schedule, clipping closed form of the schedule, mismatches diagnosed; norms at each step (:mod:`.schedule`)
+schedule           closed form of the schedule, mismatches diagnosed (:mod:`.schedule`)
+clipping           norms at each step; a fixed clip from raw vs applied gradients (:mod:`.clipping`)
 optimizer          param groups against the model's parameters and the recipe (:mod:`.optimizer`)
+loss, frozen,      extras the recipe never asked for: label smoothing or class weights, tensors
+dropout,           frozen by the loop, dropout set for training, weights moved outside the
+outside_updates    optimizer (:mod:`.extras`; a fixed clip is ``clipping``'s, a fixed warmup ``schedule``'s)
 accumulation,      the big batch's gradient recomputed outside the loop
 gradients_cleared  (:mod:`.gradients`)
 evaluation         rows seen, the battery's own predictions, scikit-learn (:mod:`.evaluation`)
@@ -20,6 +24,9 @@ label_control      permuted labels give chance agreement (:mod:`.labels`)
 resume             killed and resumed equals uninterrupted (:mod:`.resume`)
 mixed_precision    fp16 skip and clip, gpu (:mod:`.precision`)
 =================  ====================================================================
+
+After the verdicts comes the effective recipe (:mod:`.effective`): what the loop did on the base run,
+inferred from the observation, beside the recipe, every extra marked.
 
 Users run it as ``mrpc-check verify --loop package.module:adapter`` or
 ``pytest --pyargs mrpc_check.checks --mrpc-loop package.module:adapter``. :mod:`.broken`

@@ -12,8 +12,8 @@ import time
 from typing import Iterable, Optional
 
 # Importing the families registers their checks, in the order the table lists them.
-from mrpc_check.checks import (inputs, padding, coverage, grouping, schedule, optimizer, extras, gradients,  # noqa: F401
-                               evaluation, seed, labels, resume, precision, multiprocess)
+from mrpc_check.checks import (inputs, padding, coverage, grouping, schedule, clipping, optimizer, extras,  # noqa: F401
+                               gradients, evaluation, seed, labels, resume, precision, multiprocess)
 from mrpc_check.errors import MrpcCheckError
 from mrpc_check.checks.harness import Arch, Battery
 from mrpc_check.checks.verdict import REGISTRY, STATUSES, Verdict, judge

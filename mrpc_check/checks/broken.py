@@ -716,6 +716,7 @@ class Entry:
     named: str  # what the check's message must say (it names the bug)
     status: str = "fail"  # the verdict: fail, or warn for a confined effect graded by its size
     near_miss: bool = False  # a small but real effect: the row shows the check's precision, not its reach
+    extra: bool = False  # something the recipe never asked for, named as its own root cause (an extra, not a classic bug)
 
 
 CATALOGUE = (
@@ -751,13 +752,13 @@ CATALOGUE = (
     Entry(HeadLeftOutOfOptimizer, "optimizer", "classification head left out of the optimizer", "left out of the optimizer"),
     Entry(DecaysBiasesAndLayerNorm, "optimizer", "biases and LayerNorm decayed", "biases and LayerNorm", "warn"),
     # Extras: what a loop does beyond the recipe, named as its own root cause (a choice warns, a silent change fails).
-    Entry(ClipsWhenRecipeHasNone, "clipping", "a clip at 0.5 the recipe never asked for", "clips at norm 0.5", "warn"),
-    Entry(WarmsUpWithoutRecipe, "schedule", "a warmup fixed in the loop, the recipe has none", "warms up over 2", "warn"),
-    Entry(SmoothsLabels, "loss", "label smoothing 0.1 in the loop's own loss", "label smoothing 0.1", "warn"),
-    Entry(FreezesEmbeddings, "frozen", "embeddings frozen by the loop", "freezes bert.embeddings", "warn"),
-    Entry(SetsDropout, "dropout", "dropout 0.1 set for training", "sets dropout 0.1", "warn"),
+    Entry(ClipsWhenRecipeHasNone, "clipping", "a clip at 0.5 the recipe never asked for", "clips at norm 0.5", "warn", extra=True),
+    Entry(WarmsUpWithoutRecipe, "schedule", "a warmup fixed in the loop, the recipe has none", "warms up over 2", "warn", extra=True),
+    Entry(SmoothsLabels, "loss", "label smoothing 0.1 in the loop's own loss", "label smoothing 0.1", "warn", extra=True),
+    Entry(FreezesEmbeddings, "frozen", "embeddings frozen by the loop", "freezes bert.embeddings", "warn", extra=True),
+    Entry(SetsDropout, "dropout", "dropout 0.1 set for training", "sets dropout 0.1", "warn", extra=True),
     Entry(AveragesWeightsIntoModel, "outside_updates", "an average of the weights written into the model every step",
-          "updated outside the optimizer"),
+          "updated outside the optimizer", extra=True),
     # Near misses: what a loosened tolerance would let through.
     Entry(ScheduleOneStepLong, "schedule", "schedule sized one step long (lr 0.8 for 0.75 at step 4)", "lags", near_miss=True),
     Entry(WarmupOneStepShort, "schedule", "warmup one step short", "warmup of 1", near_miss=True),
@@ -782,7 +783,7 @@ def calibration_table() -> str:
         loop = load_adapter(f"mrpc_check.checks.broken:{entry.loop.__name__}")  # by spec: 2-process checks import it per rank
         verdict = next(v for v in run_battery(loop, checks=[entry.check]) if v.check == entry.check)
         said = verdict.bug if verdict.status in ("fail", "warn") else verdict.figure
-        kind = "precision (near miss)" if entry.near_miss else "reach"
+        kind = "precision (near miss)" if entry.near_miss else ("extra" if entry.extra else "reach")
         lines.append(f"| {entry.bug} (`{entry.loop.__name__}`) | {kind} | `{entry.check}` | {verdict.status} | {said} |")
     return "\n".join(lines)
 

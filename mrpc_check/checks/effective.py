@@ -294,7 +294,7 @@ def effective_recipe(battery) -> EffectiveRecipe:
 def _infer(battery) -> EffectiveRecipe:
     from mrpc_check.checks.coverage import epoch_rows
     from mrpc_check.checks.evaluation import eval_passes
-    from mrpc_check.checks.grouping import observed_groups
+    from mrpc_check.checks.grouping import expected_groups, observed_groups
     from mrpc_check.checks.optimizer import exempt
     from mrpc_check.checks.schedule import infer_schedule, warmup_of, fed_steps
 
@@ -339,10 +339,12 @@ def _infer(battery) -> EffectiveRecipe:
                     ("!" if eff.clip.scale is not None or eff.clip.altered else "=")))
     # -- the data ---------------------------------------------------------------------------------
     groups, trailing = observed_groups(run) if steps else ([], [])
-    sizes = sorted({len(g) for g in groups})
+    sizes = [len(g) for g in groups]
+    aligned = bool(groups) and groups == expected_groups(run) and not trailing
+    shown = "/".join(map(str, sorted(set(sizes)))) if aligned else " ".join(map(str, sizes))
     rows.append(Row("accumulation", f"{recipe.grad_accum} micro-batch(es) per step",
-                    f"{'/'.join(map(str, sizes)) or 0} micro-batch(es) per step" + (f", {len(trailing)} never stepped" if trailing else ""),
-                    "=" if sizes and max(sizes) == recipe.grad_accum else "!"))
+                    f"{shown or 0} micro-batch(es) per step" + (f", {len(trailing)} never stepped" if trailing else ""),
+                    "=" if aligned else "!"))
     epochs = epoch_rows(run)
     rows.append(Row("epochs", f"{recipe.epochs}", f"{len(epochs)}", "=" if len(epochs) == recipe.epochs else "!"))
     batch = max((f.shape[0] for f in obs.train_forwards() if f.shape), default=0)
@@ -367,8 +369,9 @@ def _infer(battery) -> EffectiveRecipe:
     rows.append(Row("trained tensors", f"all {len(start)}", trained, "+" if eff.frozen else ("!" if idle else "=")))
     eff.loss = infer_loss(battery, run)
     form = eff.loss.form
-    rows.append(Row("loss", "mean cross-entropy", eff.loss.describe(),
-                    "=" if form is not None and form.plain else ("+" if form is not None else "!")))
+    weighted = bool(eff.loss.scale) and any(abs(x - 1) > SAME for x in eff.loss.scale) and not (form and form.class_weights)
+    rows.append(Row("loss", "mean cross-entropy over each step's rows", eff.loss.describe(),
+                    "!" if form is None or weighted else ("=" if form.plain else "+")))
     eff.dropout_start, eff.dropout = obs.dropout, obs.dropout_at_train
     rows.append(Row("dropout", f"{obs.dropout:g} (the model's)", "no training forward" if eff.dropout is None else f"{eff.dropout:g}",
                     "=" if eff.dropout == obs.dropout else "+"))

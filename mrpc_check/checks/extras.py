@@ -113,7 +113,7 @@ def check_frozen(battery):
             trained = sorted(set(want) - set(eff.frozen))
             return fail("frozen", f"declared frozen {list(declared)} ({len(want)} tensors); the loop froze {len(eff.frozen)}"
                         + (f", e.g. {extra[0]} not declared" if extra else "") + (f", {trained[0]} declared but trained" if trained else ""),
-                        "what the loop freezes is not what it declares", "freeze exactly the declared prefixes, or correct adapter.extras['frozen']")
+                        "what the loop freezes is not what it declared in adapter.extras", "freeze exactly the declared prefixes, or correct adapter.extras['frozen']")
         if not eff.frozen:
             return ok("frozen", f"all {total} tensors train")
         return _present(ok("frozen", f"{len(eff.frozen)} of {total} tensors frozen ({', '.join(eff.frozen_prefixes)}), as declared"))

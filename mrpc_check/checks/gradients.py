@@ -174,7 +174,11 @@ def check_accumulation(battery):
     if not battery.declares("grad_accum"):
         return skip("accumulation", "declared: the loop does not accumulate (adapter.supports has no 'grad_accum'); at "
                     "accumulation 1 each step's gradient equals its batch's, relative error " + ", ".join(figures))
-    return ok("accumulation", "gradient equals the big batch's; relative error " + ", ".join(figures))
+    from mrpc_check.checks.effective import clipped_steps, effective_recipe
+
+    clipped = sorted(clipped_steps(run.observation.steps, effective_recipe(battery).clip) & {1, 2, 3, 6})
+    before = f" (steps {', '.join(map(str, clipped))} judged before its clip: the loop clips, see `clipping`)" if clipped else ""
+    return ok("accumulation", "gradient equals the big batch's; relative error " + ", ".join(figures) + before)
 
 
 def _span_residual(captured: torch.Tensor, basis: list) -> tuple[float, torch.Tensor]:

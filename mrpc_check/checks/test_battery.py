@@ -7,7 +7,9 @@ The loop comes from ``--mrpc-loop`` or from a ``mrpc_loop`` fixture in your own 
 checks carry the suite's markers (``gpu`` for mixed precision), so ``-m`` selects tiers.
 Verdicts map onto pytest's outcomes: pass passes, skip skips, fail fails (a consequence of
 another failing check says so, and names it), warn passes with a ``MrpcCheckWarning`` in
-pytest's warnings summary, or fails under ``--mrpc-strict``.
+pytest's warnings summary, or fails under ``--mrpc-strict``. ``test_effective_recipe`` prints what the
+loop did beside the recipe (:mod:`mrpc_check.checks.effective`) after the tests and records it as the
+``mrpc_effective_recipe`` property (--junitxml carries it).
 """
 
 import warnings
@@ -36,3 +38,13 @@ def test_check(mrpc_battery, check_name, pytestconfig):
         return
     if verdict.status == "fail":
         pytest.fail(verdict.message(), pytrace=False)
+
+
+def test_effective_recipe(mrpc_battery, record_property):
+    """What the loop did on the base run, beside the recipe; fails when it cannot be inferred."""
+    from mrpc_check.checks.effective import effective_recipe, format_effective
+
+    effective = effective_recipe(mrpc_battery)
+    record_property("mrpc_effective_recipe", f"{mrpc_battery.name}: {format_effective(effective)}")
+    if effective.error:
+        pytest.fail(f"effective recipe: {effective.error}", pytrace=False)

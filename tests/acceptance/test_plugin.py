@@ -152,6 +152,16 @@ class TestReport:
         assert [json.loads(line)["loop"] for line in report.read_text().splitlines()] == ["manual", "accelerate"]
 
 
+    def test_the_battery_route_prints_and_records_the_effective_recipe(self, suite, tmp_path):
+        junit = tmp_path / "junit.xml"
+        result = suite.runpytest_inprocess("--pyargs", "mrpc_check.checks", "--mrpc-loop", "mrpc_check.checks.broken:ClipsWhenRecipeHasNone",
+                                           "-k", "clipping or effective_recipe", f"--junitxml={junit}")
+        result.assert_outcomes(passed=2)
+        result.stdout.fnmatch_lines(["*MrpcCheckWarning: clipping: WARN: the loop clips at norm 0.5*", "*mrpc_check effective recipe*", "ClipsWhenRecipeHasNone: effective recipe*",
+                                     "*+ clipping*clips at global norm 0.5*[[]recipe: none[]]*"])
+        assert 'name="mrpc_effective_recipe"' in junit.read_text()
+
+
 class TestAcceptanceFloors:
     def test_floor_at_or_below_the_majority_baseline_is_refused_before_training(self, suite, glue_dir):
         result = suite.runpytest("--pyargs", "mrpc_check.acceptance", "-m", "slow and not gpu", "--mrpc-data", glue_dir,

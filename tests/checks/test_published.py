@@ -23,13 +23,31 @@ def _module(stem):
     return module
 
 
-def test_the_gallery_holds_six_loops_from_three_sources():
-    assert len(LOOPS) >= 6, LOOPS
+def test_the_gallery_holds_nine_loops_three_with_extras():
+    assert len(LOOPS) >= 9, LOOPS
     sources = {stem.split("_")[0] for stem in LOOPS}
     assert {"course", "accelerate", "transformers"} <= sources, sources
     for stem in LOOPS:
         text = (GALLERY / f"{stem}.py").read_text()
-        assert "Source:" in text and "EXPECTED" in text, f"{stem}: cite the source and write the expected verdicts"
+        assert "Source:" in text and "EXPECTED" in text and "EFFECTIVE" in text, \
+            f"{stem}: cite the source, write the expected verdicts and the effective recipe"
+    extras = {name for stem in LOOPS for name in ("clipping", "loss", "frozen") if _module(stem).EXPECTED.get(name) == "warn"}
+    assert extras == {"clipping", "loss", "frozen"}, extras
+
+
+def check_effective(stem, effective, want):
+    """The effective recipe inferred on the base run against what the loop was written to do (its EFFECTIVE)."""
+    assert not effective.error, effective.error
+    if want["clip_norm"] is None:
+        assert effective.clip.norm is None, f"{stem}: {effective.clip.describe()}"
+    else:
+        assert effective.clip.norm == pytest.approx(want["clip_norm"], rel=1e-3), f"{stem}: {effective.clip.describe()}"
+    assert tuple(effective.frozen_prefixes) == tuple(want["frozen"]), f"{stem}: frozen {effective.frozen_prefixes}"
+    assert effective.loss.form is not None, f"{stem}: {effective.loss.describe()}"
+    assert effective.loss.form.label_smoothing == pytest.approx(want["label_smoothing"], abs=1e-3), stem
+    assert effective.schedule is not None and effective.schedule[0] == want["warmup"], f"{stem}: schedule {effective.schedule}"
+    if "total" in want:
+        assert effective.schedule[1] == want["total"], f"{stem}: schedule {effective.schedule}"
 
 
 @pytest.mark.integration
@@ -50,6 +68,7 @@ def test_the_battery_gives_the_expected_verdicts(bert, stem):
         if name == "mixed_precision" and not torch.cuda.is_available():
             continue
         assert status == expected.get(name, "pass"), f"{stem}: {name} gave {status}, expected {expected.get(name, 'pass')}\n{everything}"
+    check_effective(stem, verdicts.effective, module.EFFECTIVE)
     # Every failure is a root cause with a fix, or names the root it follows from without one.
     for v in verdicts:
         if v.status == "fail":
