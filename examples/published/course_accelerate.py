@@ -65,6 +65,7 @@ EXPECTED = {
     "grouping": "skip", "accumulation": "skip", "clipping": "skip", "resume": "skip",
 }
 # On 2 processes (verify --distributed): the walkthrough's own bug, the schedule sized before prepare.
-EXPECTED_2PROC = {"schedule_2proc": "fail"}
+EXPECTED_2PROC = {"process_group": "pass", "schedule_2proc": "fail"}
+SCHEDULE_2PROC_NAMES = ("before accelerator.prepare",)
 # The effective recipe the battery must infer (tests/checks/test_published.py).
 EFFECTIVE = {"clip_norm": None, "frozen": (), "label_smoothing": 0.0, "warmup": 0}

@@ -87,7 +87,8 @@ def adapter(model, train_dataset, eval_dataset, collator, recipe):
     return main(model, train_dataset, eval_dataset, collator, args)
 
 
-adapter.supports = {"grad_accum", "warmup", "weight_decay"}  # no clipping option in the script
+# No clipping option in the script; it runs under `accelerate launch` (Accelerator(cpu=True) on a CPU, as the adapter passes).
+adapter.supports = {"grad_accum", "warmup", "weight_decay", "distributed"}
 
 EXPECTED = {
     "grouping": "fail",  # `step % accum == 0 or step == len - 1`: [1, 2, 2, 1] micro-batches per epoch, not [2, 2, 2]
@@ -95,5 +96,10 @@ EXPECTED = {
     "accumulation": "skip",  # not judged while grouping fails (its loss / accum would be read on misaligned groups)
     "clipping": "skip", "resume": "skip",
 }
+# At 2 processes (tests/checks/test_published.py): one gloo group; the scheduler, sized before prepare and passed to it,
+# steps once per process, but its warmup is not multiplied by the processes and each process's epoch of 3 micro-batches
+# ends in a short group of its own (the unsharded loader's 6 make 3 groups); accumulation_2proc follows from grouping.
+EXPECTED_2PROC = {"process_group": "pass", "schedule_2proc": "fail", "accumulation_2proc": "fail", "evaluation_2proc": "pass"}
+SCHEDULE_2PROC_NAMES = ("not multiplied by the 2 processes", "short group of its own")
 # The effective recipe the battery must infer (tests/checks/test_published.py): the recipe's warmup 2 over 6 steps.
 EFFECTIVE = {"clip_norm": None, "frozen": (), "label_smoothing": 0.0, "warmup": 2, "total": 6}

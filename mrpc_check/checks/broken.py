@@ -682,6 +682,13 @@ class AccelerateAccumulate(AcceleratedLoop):
                     optimizer.zero_grad()
 
 
+class BareAcceleratorOnCpu(AcceleratedLoop):
+    """Builds ``Accelerator()`` without ``cpu=True``: on a machine with no GPU each rank runs alone (one process each)."""
+
+    def make_accelerator(self, recipe, accelerator_class):
+        return accelerator_class()
+
+
 class ScheduleSizedBeforePrepare(AcceleratedLoop):
     """Sizes the schedule from the loader before prepare: on 2 processes it never reaches 0 (the walkthrough's bug)."""
 
@@ -737,6 +744,7 @@ CATALOGUE = (
     Entry(EpochNotSetOnSampler, "seed", "epoch not set on the sampler", "epoch not set"),
     Entry(ResumeSkipsOptimizerSteps, "resume", "resume skipping the wrong batches", "wrong batches"),
     Entry(ClipsBeforeUnscaling, "mixed_precision", "clipping before unscaling (fp16)", "before unscaling"),
+    Entry(BareAcceleratorOnCpu, "process_group", "each rank alone: Accelerator() without cpu=True on a CPU", "never formed one process group"),
     Entry(ScheduleSizedBeforePrepare, "schedule_2proc", "schedule sized before prepare", "before accelerator.prepare"),
     Entry(GatherNotForMetrics, "evaluation_2proc", "gather instead of gather_for_metrics", "gather instead of gather_for_metrics"),
     Entry(PreparedSchedulerSizedAfterPrepare, "schedule_2proc", "scheduler sized after prepare and passed to prepare",

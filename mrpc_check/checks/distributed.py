@@ -185,6 +185,29 @@ def _run_torchrun(spec: str, arch: str, out: Path, timeout: int) -> str | None:
     return None
 
 
+def group_seen() -> dict:
+    """What this rank's process group was once the loop ran: torch.distributed's world size, and Accelerate's view.
+
+    A loop whose ranks never joined one group (``Accelerator()`` without ``cpu=True`` on a machine with
+    no GPU falls back to one process per rank) shows world size 1 here, whatever WORLD_SIZE said.
+    """
+    import torch.distributed as dist
+
+    initialized = dist.is_available() and dist.is_initialized()
+    seen = {"initialized": bool(initialized), "world_size": dist.get_world_size() if initialized else 1,
+            "backend": str(dist.get_backend()) if initialized else None, "accelerate": None}
+    try:
+        from accelerate.state import PartialState
+
+        state = PartialState._shared_state
+        if state:
+            seen["accelerate"] = {"num_processes": int(state.get("num_processes", 1)),
+                                  "distributed_type": "DistributedType." + str(state.get("distributed_type", "")).split(".")[-1]}
+    except Exception:  # accelerate missing or its state laid out otherwise: torch's view alone
+        pass
+    return seen
+
+
 def _worker(out_dir: str, spec: str, arch_name: str) -> None:
     from safetensors.torch import save_file
 
@@ -212,9 +235,9 @@ def _worker(out_dir: str, spec: str, arch_name: str) -> None:
         error = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
     obs = observer.observation
     record = {
-        "rank": rank, "error": error, "predictions": predictions, "final_lrs": obs.final_lrs,
+        "rank": rank, "error": error, "predictions": predictions, "final_lrs": obs.final_lrs, "group": group_seen(),
         "forwards": [{"rows": f.rows, "training": f.training, "grad": f.grad_enabled, "steps_before": f.steps_before} for f in obs.forwards],
-        "steps": [{"lrs": s.lrs, "grad_norm": s.grad_norm} for s in obs.steps],
+        "steps": [{"lrs": s.lrs, "grad_norm": s.grad_norm, "scheduler_calls": s.scheduler_calls} for s in obs.steps],
     }
     (out / f"rank{rank}.json").write_text(json.dumps(record))
     if rank == 0:

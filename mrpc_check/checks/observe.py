@@ -65,6 +65,7 @@ class StepRecord:
     raw_norm: float = 0.0  # its global L2 norm
     raw_dot: float = 0.0  # its dot product with the applied gradient (equal to raw_norm ** 2 when nothing touched it)
     raw: Optional[dict] = None  # parameter name -> copy (steps listed in capture)
+    scheduler_calls: int = 0  # LRScheduler.step() calls so far, before this optimizer step (construction's included)
 
 
 @dataclass
@@ -88,6 +89,14 @@ class Observation:
     # Weights moved outside the optimizer: 1-based step k -> relative L2 change between the weights step k left and
     # the ones step k + 1 started from (for k + 1 in capture); "end" -> the same between the last step and the run's end.
     moved: dict = field(default_factory=dict)
+    scheduler_calls: int = 0  # LRScheduler.step() calls over the whole run
+
+    def scheduler_stride(self) -> Optional[int]:
+        """Scheduler steps per optimizer step when every step took the same number (2 under a prepared scheduler
+        on 2 processes, accum when stepped per micro-batch), else None."""
+        calls = [s.scheduler_calls for s in self.steps]  # between two optimizer steps: however the loop orders them
+        gaps = {b - a for a, b in zip(calls, calls[1:])}
+        return gaps.pop() if len(gaps) == 1 and gaps != {0} else None
 
     def train_forwards(self) -> list:
         return [f for f in self.forwards if f.grad_enabled]
@@ -164,6 +173,17 @@ class Observer:
             self.model.register_forward_hook(self._after_forward, with_kwargs=True),
             register_optimizer_step_pre_hook(self._before_step),
         ]
+        # Every LRScheduler.step() call, whoever makes it (the loop, Accelerate's wrapper once per process, the Trainer).
+        from torch.optim import lr_scheduler
+
+        original, observer = lr_scheduler.LRScheduler.step, self
+
+        def counted(scheduler, *args, **kwargs):
+            observer.observation.scheduler_calls += 1
+            return original(scheduler, *args, **kwargs)
+
+        lr_scheduler.LRScheduler.step = counted
+        self._restore_step = original
         if self.capture:  # weights after each step, against the next start and the end: only runs that copy weights
             from torch.optim.optimizer import register_optimizer_step_post_hook
 
@@ -195,6 +215,9 @@ class Observer:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        from torch.optim import lr_scheduler
+
+        lr_scheduler.LRScheduler.step = self._restore_step
         last = list(self._optimizers.values())[-1:] if self._optimizers else []
         self.observation.final_lrs = [float(g["lr"]) for o in last for g in o.param_groups]
         self.observation.optimizers = len(self._optimizers)
@@ -279,6 +302,7 @@ class Observer:
             weight_decays=[float(g.get("weight_decay", 0.0)) for g in optimizer.param_groups],
             grad_norm=norm,
             updated=frozenset(self._names.get(id(p)) for p in params if p.grad is not None) - {None},
+            scheduler_calls=self.observation.scheduler_calls,
         )
         raw_sq, dot = 0.0, 0.0
         for p in params:

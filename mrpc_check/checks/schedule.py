@@ -58,6 +58,12 @@ def _linear(warmup: int, total: int, position: int) -> float:
     return max(0.0, (total - position) / max(1, total - warmup))
 
 
+def _fits(lrs: list, final: float, peak: float, warmup: int, total: int, stride: int, offset: int = 0) -> bool:
+    """Whether a linear schedule sized (warmup, total), at ``offset + stride * k`` at step k, gives ``lrs`` then ``final``."""
+    return all(math.isclose(lr, peak * _linear(warmup, total, offset + stride * k), rel_tol=1e-5, abs_tol=1e-9 * peak)
+               for k, lr in enumerate(list(lrs) + [final]))
+
+
 def infer_schedule(lrs: list, final: float, peak: float, strides=(1,), expect: tuple = (None, None)):
     """What a linear schedule must have been sized for to give ``lrs`` (and ``final`` after the last step).
 
@@ -100,25 +106,37 @@ def infer_schedule(lrs: list, final: float, peak: float, strides=(1,), expect: t
     return min(found, key=lambda f: (-(f[0] == expect[0]) - (f[1] == expect[1]), f[2] != 1, f[3], f[0]))
 
 
-def diagnose(recipe, lrs: list, final: float, total: int, warmup: int, processes: int = 1, micro: int = 0) -> tuple[str, str]:
+def diagnose(recipe, lrs: list, final: float, total: int, warmup: int, processes: int = 1, micro: int = 0,
+             stride: Optional[int] = None) -> tuple[str, str]:
     """(bug, fix) for a schedule whose rates ``lrs`` (then ``final``) are not the closed form, from what it was sized for.
 
-    ``micro``: training micro-batches the process fed over all epochs.
+    ``micro``: training micro-batches the process fed over all epochs. ``stride``: the scheduler steps
+    observed between two optimizer steps (``LRScheduler.step`` calls counted), when known: the fit
+    then uses it alone (an unscaled warmup under a prepared scheduler and a halved warmup stepped
+    once give the same rates; the count tells them apart).
     """
     accum = recipe.grad_accum
     fix = ("size the schedule as ceil(len(loader) / grad_accum) x epochs from the loader actually iterated "
            "(after accelerator.prepare) and call scheduler.step() once, after optimizer.step()")
-    found = infer_schedule(lrs, final, recipe.lr, strides=(1, accum, processes, accum * processes), expect=(warmup, total))
+    strides = (stride,) if stride else (1, accum, processes, accum * processes)
+    found = infer_schedule(lrs, final, recipe.lr, strides=strides, expect=(warmup, total))
     if found is None:
         peaked = lrs.index(max(lrs)) if lrs else 0
         return ("the rates follow no linear schedule with warmup at the recipe's peak "
                 f"(peak observed at step {peaked + 1}, {max(lrs, default=0):.6g})"), fix
     w, t, stride, offset = found
     if stride > 1 and stride == processes and processes > 1:
-        return (f"the scheduler advanced {stride} times per optimizer step: a scheduler passed to accelerator.prepare "
-                f"steps once per process (split_batches=False), so it must be sized for all processes' batches",
-                "size it from the loader before prepare (len(unsharded loader) / grad_accum x epochs) when passing it to "
-                "prepare, or do not pass it to prepare when sizing it from the prepared loader")
+        # Rates that end at 0 fit several totals; prefer the sizings a loop actually computes.
+        unsharded = math.ceil(N_TRAIN / recipe.batch_size)
+        for cand_t in (processes * total, math.ceil(unsharded / accum) * recipe.epochs, total):
+            for cand_w in (processes * warmup, warmup):
+                if cand_t > cand_w and _fits(lrs, final, recipe.lr, cand_w, cand_t, stride, offset):
+                    w, t = cand_w, cand_t
+                    break
+            else:
+                continue
+            break
+        return prepared_scheduler_diagnosis(recipe, w, t, total, warmup, processes, micro)
     if stride > 1:
         return (f"the schedule runs ahead: it advanced {stride} times per optimizer step (sized for {t} steps, warmup {w}): "
                 "scheduler stepped per micro-batch", fix)
@@ -135,7 +153,8 @@ def diagnose(recipe, lrs: list, final: float, total: int, warmup: int, processes
                 "num_warmup_steps = recipe.warmup_steps, or ceil(warmup_ratio x the optimizer steps)")
     epochs = recipe.epochs
     per_epoch = micro // epochs if micro and epochs else 0
-    if processes > 1 and per_epoch and t > total:
+    unsharded = math.ceil(N_TRAIN / recipe.batch_size)
+    if processes > 1 and per_epoch and t > total and t in (math.ceil(unsharded / accum) * epochs, unsharded * epochs):
         return (f"sized for {t} steps, {total} taken on each of {processes} processes: the schedule was sized before "
                 f"accelerator.prepare (from the unsharded loader), and each process iterates 1/{processes} of it, so the "
                 "rate never reaches 0", "build the scheduler after prepare, from len(prepared loader) / grad_accum x epochs "
@@ -151,6 +170,43 @@ def diagnose(recipe, lrs: list, final: float, total: int, warmup: int, processes
     if t > total:
         return (f"the schedule lags: sized for {t} steps, {total} taken, so it never reaches 0", fix)
     return (f"sized for {t} steps, {total} taken: the rate reaches 0 before the end", fix)
+
+
+def prepared_scheduler_diagnosis(recipe, w: int, t, total: int, warmup: int, processes: int, micro: int) -> tuple[str, str]:
+    """(bug, fix) for a scheduler that advances once per process per optimizer step (passed to accelerator.prepare).
+
+    Such a scheduler is right when sized for ``processes x`` the steps each process takes, warmup
+    included. What it was sized for (``w``, ``t`` in scheduler steps) is compared with that, and each
+    difference is named: a warmup left unscaled, a total counted from the unsharded loader's groups
+    when each process's epoch ends in a short group of its own, or a total sized from the prepared
+    loader. A scheduler sized right for all processes gives no diagnosis here (its rates pass).
+    """
+    accum, epochs = recipe.grad_accum, recipe.epochs
+    want_total, want_warmup = processes * total, processes * warmup
+    per_process = micro // epochs if micro and epochs else 0  # micro-batches one process fed per epoch
+    unsharded = math.ceil(N_TRAIN / recipe.batch_size)  # micro-batches per epoch of the loader before prepare
+    found = []
+    if w != want_warmup and w == warmup and warmup:
+        found.append(f"its warmup of {warmup} step{'s' if warmup != 1 else ''} is not multiplied by the {processes} processes, so it ends after "
+                     f"{warmup / processes:g} optimizer steps")
+    elif w != want_warmup:
+        found.append(f"its warmup is {w} scheduler steps ({w / processes:g} optimizer steps), not {warmup} optimizer steps")
+    if t is not None and t != want_total:
+        if t == math.ceil(unsharded / accum) * epochs and per_process and math.ceil(per_process / accum) * processes != math.ceil(unsharded / accum):
+            found.append(f"it is sized for {t} scheduler steps from the unsharded loader's groups (ceil({unsharded} / {accum}) x {epochs}), "
+                         f"but each process's epoch of {per_process} micro-batches closes in a short group of its own: "
+                         f"{total} optimizer steps per process advance it {want_total} times")
+        elif t == total:
+            found.append(f"it is sized for the {total} optimizer steps of one process, but advances {processes} times per step")
+        else:
+            found.append(f"it is sized for {t} scheduler steps; {processes} processes x {total} optimizer steps advance it {want_total} times")
+    if not found:
+        found.append(f"it advances {processes} times per optimizer step and its rates follow no schedule sized for "
+                     f"{want_total} scheduler steps with warmup {want_warmup}")
+    return ("a scheduler passed to accelerator.prepare steps once per process (split_batches=False): " + "; ".join(found),
+            f"size it for all processes: num_training_steps = {processes} x the steps each process takes (ceil(len(prepared "
+            f"loader) / grad_accum) x epochs) and num_warmup_steps = warmup x num_processes; or build it after prepare from "
+            "the prepared loader and do not pass it to prepare")
 
 
 def schedule_verdict(name: str, run, processes: int = 1, recipe=None) -> Verdict:
@@ -169,11 +225,13 @@ def schedule_verdict(name: str, run, processes: int = 1, recipe=None) -> Verdict
     for k, record in enumerate(steps):
         want = linear_lr(recipe, k, total)
         if not math.isclose(record.lrs[0], want, rel_tol=1e-6, abs_tol=1e-12):
-            bug, fix = diagnose(recipe, [r.lrs[0] for r in steps], final, total, warmup, processes, micro)
+            bug, fix = diagnose(recipe, [r.lrs[0] for r in steps], final, total, warmup, processes, micro,
+                                run.observation.scheduler_stride())
             return fail(name, f"step {k + 1} of {total} used lr {record.lrs[0]:.6g}, closed form {want:.6g} "
                         f"(warmup {warmup}, peak {recipe.lr:g})", bug, fix)
     if final != 0.0:
-        bug, fix = diagnose(recipe, [r.lrs[0] for r in steps], final, total, warmup, processes, micro)
+        bug, fix = diagnose(recipe, [r.lrs[0] for r in steps], final, total, warmup, processes, micro,
+                            run.observation.scheduler_stride())
         return fail(name, f"lr after the last step is {final:.6g}, not 0", bug, fix)
     return ok(name, f"{total} steps, every lr equal to the closed form (warmup {warmup_of(recipe, total)}), final lr 0.0")
 

@@ -188,11 +188,31 @@ def test_an_unknown_or_unreadable_extra_is_one_line():
     assert caps.to_dict()["extras"] == {"class_weights": (1.0, 2.0), "frozen": ("bert.embeddings",)}
 
 
-def _twin(base, extras):
-    return type(f"{base.__name__}Declared", (base,), {"extras": extras})()
+@pytest.fixture
+def declaring(battery_for):
+    """``declaring(twin, extras)``: the twin's shared battery judged as if its adapter declared ``extras``.
+
+    What a loop declares changes the verdicts, never the runs (the recipe a run gets depends on
+    ``supports`` alone), so one battery per twin serves every declaration; its own verdicts come back after.
+    """
+    from mrpc_check.checks import broken
+    from mrpc_check.checks.contract import capabilities
+
+    touched = []
+
+    def judge_as(twin, extras):
+        battery = battery_for(f"mrpc_check.checks.broken:{twin}")
+        touched.append((battery, battery.caps, battery.verdicts))
+        declared = type(twin, (getattr(broken, twin),), {"extras": extras})()
+        battery.caps, battery.verdicts = capabilities(declared, twin), {}
+        return battery
+
+    yield judge_as
+    for battery, caps, verdicts in reversed(touched):
+        battery.caps, battery.verdicts = caps, verdicts
 
 
-@pytest.mark.parametrize("twin,check,extras,status", [
+@pytest.mark.parametrize("loop,check,extras,status", [
     ("ClipsWhenRecipeHasNone", "clipping", {"max_grad_norm": 0.5}, "pass"),
     ("ClipsWhenRecipeHasNone", "clipping", {"max_grad_norm": 0.7}, "fail"),
     ("SmoothsLabels", "loss", {"label_smoothing": 0.1}, "pass"),
@@ -202,17 +222,27 @@ def _twin(base, extras):
     ("WarmsUpWithoutRecipe", "schedule", {"warmup_steps": 2}, "pass"),
     ("WarmsUpWithoutRecipe", "schedule", {"warmup_steps": 3}, "fail"),
 ])
-def test_a_declared_extra_passes_when_the_run_shows_it_and_fails_when_it_does_not(bert, twin, check, extras, status):
-    from mrpc_check.checks import broken
-    from mrpc_check.checks.battery import run_battery
+def test_a_declared_extra_passes_when_the_run_shows_it_and_fails_when_it_does_not(declaring, loop, check, extras, status):
+    from mrpc_check.checks.verdict import judge
 
-    verdicts = run_battery(_twin(getattr(broken, twin), extras), bert, checks=[check])
-    verdict = next(v for v in verdicts if v.check == check)
+    verdict = judge(declaring(loop, extras), check)
     assert verdict.status == status, verdict.message()
     if status == "pass":
         assert verdict.extra and "declared" in verdict.figure
     else:
         assert "declared" in verdict.bug and verdict.fix
+
+
+@pytest.mark.parametrize("loop", ["ClipsWhenRecipeHasNone"])
+def test_a_fixed_clip_is_not_blamed_on_accumulation(battery_for, loop):
+    """The clip is the clipping check's: the accumulation check judges the gradient backward produced and passes."""
+    from mrpc_check.checks.verdict import REGISTRY
+
+    battery = battery_for(f"mrpc_check.checks.broken:{loop}")
+    accumulation = REGISTRY["accumulation"].run(battery)
+    assert accumulation.status == "pass", accumulation.message()
+    assert "before its clip" in accumulation.figure
+    assert REGISTRY["gradients_cleared"].run(battery).status == "pass"
 
 
 def test_the_table_and_json_carry_the_effective_recipe(bert, capsys, tmp_path):
@@ -249,26 +279,9 @@ def test_a_loop_that_crashes_gets_a_line_for_its_recipe_too(bert):
     assert "Traceback" not in text and "more detail" not in text
 
 
-def test_a_fixed_clip_is_not_blamed_on_accumulation(bert):
-    """The clip is the clipping check's: the accumulation check judges the gradient backward produced and passes."""
-    from mrpc_check.checks.battery import run_battery
-    from mrpc_check.checks.broken import ClipsWhenRecipeHasNone
-
-    verdicts = {v.check: v for v in run_battery(ClipsWhenRecipeHasNone(), bert, checks=["accumulation", "gradients_cleared"])}
-    assert verdicts["accumulation"].status == "pass", verdicts["accumulation"].message()
-    assert "before its clip" in verdicts["accumulation"].figure
-    assert verdicts["gradients_cleared"].status == "pass"
-
-
-def test_weights_moved_outside_the_optimizer_are_measured(bert):
-    from mrpc_check.checks.broken import AveragesWeightsIntoModel
-    from mrpc_check.checks.harness import Battery
-
-    battery = Battery(AveragesWeightsIntoModel(), bert)
-    try:
-        moved = battery.base_run().observation.moved
-    finally:
-        battery.close()
+@pytest.mark.parametrize("loop", ["AveragesWeightsIntoModel"])
+def test_weights_moved_outside_the_optimizer_are_measured(battery_for, loop):
+    moved = battery_for(f"mrpc_check.checks.broken:{loop}").base_run().observation.moved
     # The average is written in after every step but the first (its copy starts there): steps 2-3 and 5-6 are read.
     assert moved[1] == 0.0 and moved[2] > 1e-5 and moved[5] > 1e-5 and moved["end"] > 1e-5
     assert not math.isnan(moved["end"])

@@ -6,7 +6,7 @@ from mrpc_check.checks.verdict import REGISTRY
 
 pytestmark = pytest.mark.distributed
 
-CHECKS = ["schedule_2proc", "accumulation_2proc", "evaluation_2proc"]
+CHECKS = ["process_group", "schedule_2proc", "accumulation_2proc", "evaluation_2proc"]
 
 
 @pytest.mark.parametrize("check_name", CHECKS)
@@ -57,3 +57,53 @@ def test_a_rank_that_fails_is_one_line_naming_the_rank_and_the_other_is_not_wait
     result = distributed.launch("accelerate", "bert", tmp_path, method="fork", timeout=120)
     assert time.monotonic() - started < 60
     assert result["error"].startswith("rank 0 exited 1:") and "rank fell over" in result["error"]
+
+
+def _result(groups, rows_per_rank):
+    """A 2-process result as distributed_run returns it: each rank's group and the training rows of its forwards."""
+    ranks = []
+    for rank, (group, epochs) in enumerate(zip(groups, rows_per_rank)):
+        forwards = [{"rows": [["train", r] for r in rows[i:i + 4]], "grad": True, "steps_before": 0, "training": True}
+                    for rows in epochs for i in range(0, len(rows), 4)]
+        forwards.append({"rows": [["validation", 0]], "grad": False, "steps_before": 9, "training": False})
+        ranks.append({"rank": rank, "group": group, "forwards": forwards})
+    return {"ranks": ranks}
+
+
+GLOO = {"initialized": True, "world_size": 2, "backend": "gloo", "accelerate": None}
+SHARDS = [[list(range(0, 22, 2))] * 2, [list(range(1, 22, 2))] * 2]  # per rank, per epoch
+
+
+@pytest.mark.parametrize("groups,named", [
+    ([{**GLOO, "accelerate": {"num_processes": 1, "distributed_type": "DistributedType.NO"}}] * 2,
+     "Accelerator saw 1 process, DistributedType.NO"),
+    ([{"initialized": False, "world_size": 1, "backend": None, "accelerate": None}] * 2, "torch.distributed was never initialised"),
+    ([GLOO, {**GLOO, "world_size": 1}], "world sizes [2, 1]"),
+])
+def test_ranks_that_ran_alone_are_named_and_nothing_else_is_judged(groups, named):
+    from mrpc_check.checks.multiprocess import alone
+
+    assert alone(_result(groups, SHARDS)) == f"each of the 2 ranks ran alone ({named})"
+
+
+def test_one_group_that_shards_is_not_alone_and_one_that_does_not_shard_is_named():
+    from mrpc_check.checks.multiprocess import _first_epoch_rows, alone
+
+    accelerate = {**GLOO, "accelerate": {"num_processes": 2, "distributed_type": "DistributedType.MULTI_CPU"}}
+    assert alone(_result([accelerate] * 2, SHARDS)) == ""
+    assert [len(r) for r in _first_epoch_rows(_result([GLOO] * 2, SHARDS))] == [11, 11]
+    assert [len(set(r)) for r in _first_epoch_rows(_result([GLOO] * 2, [[list(range(22))] * 2] * 2))] == [22, 22]
+
+
+def test_a_bare_accelerator_on_cpu_fails_process_group_and_the_others_are_not_judged(bert):
+    from mrpc_check.checks.battery import root_causes, run_battery
+    from mrpc_check.checks.contract import load_adapter
+
+    verdicts = run_battery(load_adapter("mrpc_check.checks.broken:BareAcceleratorOnCpu"), bert,
+                           checks=["process_group", "schedule_2proc", "evaluation_2proc"])
+    got = {v.check: v for v in verdicts}
+    assert got["process_group"].status == "fail" and "Accelerator(cpu=True)" in got["process_group"].fix
+    assert "Accelerator saw 1 process" in got["process_group"].figure
+    for name in ("schedule_2proc", "evaluation_2proc"):
+        assert got[name].status == "skip" and got[name].caused_by == "process_group", got[name].message()
+    assert root_causes(verdicts) == ["process_group"]
