@@ -116,7 +116,9 @@ def _recipe_args(p) -> None:
     p.add_argument("--print-config", action="store_true", help="print the resolved recipe as JSON and exit, without training")
     p.add_argument("--model", default=d.model, help="pretrained starting point: Hub id, local folder, or 'minilm' (offline) [%(default)s]")
     p.add_argument("--data", default=None, help="'hub', a GLUE MRPC folder or a raw MSR folder [$MRPC_DATA, else ../shared/data/glue/MRPC beside the checkout, else hub]")
-    p.add_argument("--loop", choices=LOOPS, default=d.loop, help="training loop: plain PyTorch, Accelerate, or transformers.Trainer [%(default)s]")
+    p.add_argument("--loop", default=d.loop, metavar="LOOP",
+                   help=f"training loop: {', '.join(LOOPS)} (plain PyTorch, Accelerate, transformers.Trainer), or your own "
+                        "adapter, file.py:adapter or package.module:adapter (the one verify judges) [%(default)s]")
     p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training split [%(default)s]")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="training pairs per micro-batch, per process [%(default)s]")
     p.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size, help="pairs per evaluation batch; does not change results [%(default)s]")
@@ -252,6 +254,9 @@ def _config_from(args: argparse.Namespace) -> TrainConfig:
         # One line says what --fast changed (the report records the resolved recipe), and why bf16 is not among them.
         why = f"; {note}" if note and values["mixed_precision"] == defaults.mixed_precision else ""
         print(f"--fast: {' '.join(changed) or 'nothing (every setting given explicitly)'}{why}", file=sys.stderr)
+    if ".py:" in values.get("loop", ""):  # a file adapter: the same file from any folder a sweep's runs start in
+        where, _, attr = values["loop"].rpartition(":")
+        values["loop"] = f"{Path(where).expanduser().resolve()}:{attr}"
     return make_config(**values)
 
 
@@ -394,7 +399,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.command == "verify":  # before the pipeline's imports (the Trainer, the metric): a loop's verdict sooner
             return _verify(args)
-        from mrpc_check.pipeline.run import inspect_pipeline, run_evaluation, run_training
+        from mrpc_check.acceptance.user_loop import train_any
+        from mrpc_check.pipeline.run import inspect_pipeline, run_evaluation
         from mrpc_check.pipeline.report import write_json
 
         if args.command in ("train", "sweep") and args.print_config:
@@ -402,7 +408,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return 0
         if args.command == "train":
             cfg = _config_from(args)
-            report = run_training(cfg, _floors_from(args), command=[PROG, *(sys.argv[1:] if argv is None else argv)])
+            report = train_any(cfg, _floors_from(args), command=[PROG, *(sys.argv[1:] if argv is None else argv)])
             if args.behaviour and os.environ.get("RANK", "0") == "0":
                 report = _behaviour_into_report(cfg, report)
             v = report["metrics"]["validation"]

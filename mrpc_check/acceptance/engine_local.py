@@ -6,10 +6,17 @@ runs and yields each one's outcome as it finishes. Nothing but the sweep imports
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
 from typing import Callable, Iterator
+
+
+@contextlib.contextmanager
+def session(options):
+    """Nothing to connect to: the engines' shared seam (a grid opens one session around all its points)."""
+    yield
 
 
 def _worker_init(threads: int, devices) -> None:

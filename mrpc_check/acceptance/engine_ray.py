@@ -22,6 +22,7 @@ imports this module, and it is the only one that imports Ray (the optional extra
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -91,26 +92,49 @@ def _task(run, cfg: dict, threads: int) -> dict:
             "minutes": (time.perf_counter() - started) / 60}
 
 
-def run_all(run, configs: list, options) -> Iterator[dict]:
-    """Each config's outcome ``{"seed", "entry", "error", "node", "minutes"}``, in the order they finish.
+@contextlib.contextmanager
+def session(options):
+    """One Ray connection for everything inside: a grid's points all go to the same instance.
 
-    ``run`` is the sweep's one-seed function, a module-level one: Ray ships it by name and workers import it.
+    Connects (or starts the local instance) unless Ray is already initialised, and shuts down at the
+    end only what it started; :func:`run_all` inside reuses the connection.
     """
     ray = _import_ray()
     started_here = not ray.is_initialized()
     if started_here:
-        if options.address:
-            _token_auth_like_ray_start()
-        env = {k: os.environ[k] for k in _FORWARDED if k in os.environ}
-        kwargs = {"address": options.address} if options.address else {"num_cpus": os.cpu_count(), "include_dashboard": False}
-        try:
-            context = ray.init(runtime_env={"env_vars": env}, log_to_driver=False, **kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ConfigError(f"cannot reach the Ray cluster at {options.address!r} ({str(exc).splitlines()[0][:160]}): "
-                              "start it with `ray start --head`, or leave --address out for a local instance") from None
-        url = getattr(context, "dashboard_url", None)
-        if url and options.progress:
-            print(f"Ray dashboard: http://{url}")
+        _connect(ray, options)
+    try:
+        yield
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _connect(ray, options) -> None:
+    if options.address:
+        _token_auth_like_ray_start()
+    env = {k: os.environ[k] for k in _FORWARDED if k in os.environ}
+    kwargs = {"address": options.address} if options.address else {"num_cpus": os.cpu_count(), "include_dashboard": False}
+    try:
+        context = ray.init(runtime_env={"env_vars": env}, log_to_driver=False, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ConfigError(f"cannot reach the Ray cluster at {options.address!r} ({str(exc).splitlines()[0][:160]}): "
+                          "start it with `ray start --head`, or leave --address out for a local instance") from None
+    url = getattr(context, "dashboard_url", None)
+    if url and options.progress:
+        print(f"Ray dashboard: http://{url}")
+
+
+def run_all(run, configs: list, options) -> Iterator[dict]:
+    """Each config's outcome ``{"seed", "entry", "error", "node", "minutes"}``, in the order they finish.
+
+    ``run`` is the sweep's one-seed function, a module-level one: Ray ships it by name and workers import it.
+    Inside :func:`session` (a grid) it uses that connection; alone, it opens and closes its own.
+    """
+    ray = _import_ray()
+    started_here = not ray.is_initialized()
+    if started_here:
+        _connect(ray, options)
     threads = max(1, int(options.cpus_per_run))
     from mrpc_check.errors import Preempted
 

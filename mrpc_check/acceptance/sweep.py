@@ -128,14 +128,16 @@ def run_grid(cfg: TrainConfig, points: list[dict], seeds: Sequence[int], out, fl
 
     out = Path(out).expanduser()
     configs = [make_config(cfg, **point) for point in points]  # ConfigError before any run
+    options = options or EngineOptions()
     results = []
-    for point, point_cfg in zip(points, configs):
-        folder = out / point_name(point)
-        result = run_sweep(point_cfg, seeds, folder, floors, rule, overwrite=overwrite, options=options)
-        results.append({"point": point, "folder": str(folder), "summary": result["summary"], "failed": result["failed"]})
-        grid = {"points": results, "passed": all(r["summary"]["passed"] for r in results),
-                "complete": len(results) == len(points)}
-        atomic_write_text(out / GRID_JSON, json.dumps(grid, indent=2) + "\n")
+    with engine(options.engine).session(options):  # one connection (one Ray instance) for every point
+        for point, point_cfg in zip(points, configs):
+            folder = out / point_name(point)
+            result = run_sweep(point_cfg, seeds, folder, floors, rule, overwrite=overwrite, options=options)
+            results.append({"point": point, "folder": str(folder), "summary": result["summary"], "failed": result["failed"]})
+            grid = {"points": results, "passed": all(r["summary"]["passed"] for r in results),
+                    "complete": len(results) == len(points)}
+            atomic_write_text(out / GRID_JSON, json.dumps(grid, indent=2) + "\n")
     return grid
 
 
@@ -236,6 +238,7 @@ def _same_recipe(saved: dict, wanted: dict) -> bool:
 
 def _plan(cfg: TrainConfig, seeds: Sequence[int], out: Path, overwrite: bool) -> tuple[list[dict], list[TrainConfig]]:
     """Finished runs to read back, and configs of the runs still to do."""
+    from mrpc_check.acceptance.user_loop import resumable_from
     from mrpc_check.pipeline.checkpoint import latest_checkpoint
 
     done, todo = [], []
@@ -255,8 +258,9 @@ def _plan(cfg: TrainConfig, seeds: Sequence[int], out: Path, overwrite: bool) ->
                               "pass --overwrite to redo it, or another --output-dir")
         if report_path.is_file():
             run_cfg = dataclasses.replace(run_cfg, overwrite=True)
-        elif latest_checkpoint(folder) is not None:
-            # A seed stopped by SIGTERM/SIGINT (always checkpointed) or killed after a periodic checkpoint goes on from it.
+        elif latest_checkpoint(folder) is not None or resumable_from(run_cfg):
+            # A seed stopped by SIGTERM/SIGINT (always checkpointed) or killed after a periodic checkpoint goes on from it;
+            # a resumable adapter's seed goes on from its own checkpoints.
             run_cfg = dataclasses.replace(run_cfg, resume=True)
         todo.append(run_cfg)
     return done, todo
@@ -264,8 +268,8 @@ def _plan(cfg: TrainConfig, seeds: Sequence[int], out: Path, overwrite: bool) ->
 
 def _one_run(cfg_dict: dict) -> dict:
     """One seed, start to end (in this process or a pool worker)."""
+    from mrpc_check.acceptance.user_loop import train_any
     from mrpc_check.pipeline.config import make_config
-    from mrpc_check.pipeline.run import run_training
     from mrpc_check.testing import reset_accelerate
 
     folder = Path(cfg_dict["output_dir"])
@@ -275,7 +279,7 @@ def _one_run(cfg_dict: dict) -> dict:
         return run_entry(json.loads((folder / "report.json").read_text(encoding="utf-8")), cfg_dict["seed"], folder)
     reset_accelerate()  # runs in one process must not inherit the previous run's Accelerator
     cfg = make_config(**cfg_dict)
-    return run_entry(run_training(cfg), cfg.seed, Path(cfg.output_dir))
+    return run_entry(train_any(cfg), cfg.seed, Path(cfg.output_dir))
 
 
 ENGINES = ("local", "ray")

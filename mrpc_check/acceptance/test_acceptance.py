@@ -8,7 +8,8 @@ Shipped inside the package so that users run them against their own model or dat
   on the same pretrained model and real data (the first 30 optimizer steps: losses, learning
   rates, weights and validation predictions), which the fast tier proves on tiny models too:
   one full run instead of two computing the same thing. ``--mrpc-loops manual,accelerate``
-  trains both in full;
+  trains both in full; ``--mrpc-loop file.py:adapter`` fine-tunes your own loop (the adapter
+  ``verify`` judges) with the same recipe, judged by the same floors;
 * **judge as it is** (``--mrpc-checkpoint DIR``): an already fine-tuned model is scored,
   untouched, in seconds; the fine-tuning tests then skip.
 
@@ -34,6 +35,7 @@ import pytest
 from mrpc_check.pipeline.config import make_config
 from mrpc_check.errors import ConfigError
 from mrpc_check.acceptance.floors import refuse_at_baseline
+from mrpc_check.acceptance.user_loop import is_user_loop, train_any
 from mrpc_check.pipeline.run import run_training
 from mrpc_check.testing import reset_accelerate
 
@@ -50,8 +52,9 @@ def refuse_floor_at_baseline(raw, floors, split="validation"):
 
 def fine_tune(tmp_path, source, model, loop, record, seed=42, **overrides):
     reset_accelerate()
-    cfg = make_config(model=model, data=source, loop=loop, seed=seed, output_dir=str(tmp_path / loop), **overrides)
-    report = run_training(cfg)
+    folder = tmp_path / (loop if not is_user_loop(loop) else "user-loop")
+    cfg = make_config(model=model, data=source, loop=loop, seed=seed, output_dir=str(folder), **overrides)
+    report = train_any(cfg)
     m = report["metrics"]
     interval = m["validation_analysis"]["interval"]
     figures = {"loop": loop, "model": model, "seed": cfg.seed, "device": report["device"]["type"],
@@ -129,6 +132,25 @@ def test_walkthrough_recipe_reaches_the_floor(request, tmp_path, mrpc_raw, mrpc_
     # What the model learned, beside its score: the behaviour suite on validation (thresholds from
     # the reference model; --mrpc-behaviour-* to change them).
     judge_behaviour(tmp_path / loop / "model", mrpc_raw["validation"], mrpc_behaviour, mrpc_record, f"{loop} seed {mrpc_seed}")
+
+
+@pytest.mark.slow
+def test_your_loop_reaches_the_floor(request, tmp_path, mrpc_raw, mrpc_data_source, mrpc_model, mrpc_floors, mrpc_seed,
+                                     mrpc_record, mrpc_behaviour):
+    """``--mrpc-loop file.py:adapter``: your loop fine-tunes --mrpc-model with the walkthrough recipe on real MRPC, judged
+    by the floors and the behaviour suite as the built-in loops are."""
+    _skip_when_judging_a_checkpoint(request.config)
+    loop = request.config.getoption("--mrpc-loop")
+    if not is_user_loop(loop):
+        pytest.skip(f"--mrpc-loop {loop}: a built-in loop (test_walkthrough_recipe_reaches_the_floor trains it); "
+                    "pass --mrpc-loop file.py:adapter to fine-tune your own")
+    if ".py:" in loop:
+        where, _, attr = loop.rpartition(":")
+        loop = f"{Path(where).expanduser().resolve()}:{attr}"
+    refuse_floor_at_baseline(mrpc_raw, mrpc_floors)
+    report = fine_tune(tmp_path, mrpc_data_source, mrpc_model, loop, mrpc_record, seed=mrpc_seed, device="cpu")
+    assert_verdict(report, mrpc_floors, _sweep(request))
+    judge_behaviour(tmp_path / "user-loop" / "model", mrpc_raw["validation"], mrpc_behaviour, mrpc_record, f"{loop} seed {mrpc_seed}")
 
 
 # Optimizer steps the two loops are compared over (the first 30 of an epoch's 459 on MRPC): about

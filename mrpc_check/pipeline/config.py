@@ -68,7 +68,7 @@ class TrainConfig:
 
     model: str = "bert-base-uncased"  # Hub id, local folder, or preset "minilm" (offline)
     data: str = "hub"  # "hub" (nyu-mll/glue), a GLUE MRPC folder, or a raw MSR folder
-    loop: str = "manual"  # manual | accelerate | trainer
+    loop: str = "manual"  # manual | accelerate | trainer, or a user's adapter: file.py:adapter, package.module:adapter
     epochs: int = 3  # walkthrough: 3
     batch_size: int = 8  # per device, per micro-batch; walkthrough: 8
     eval_batch_size: int = 32  # evaluation only: does not change the recipe, just fewer steps
@@ -98,8 +98,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check_types(self)
-        if self.loop not in LOOPS:
-            raise ConfigError(f"--loop must be one of {', '.join(LOOPS)}, got {self.loop!r}")
+        if self.loop not in LOOPS and ":" not in self.loop:
+            raise ConfigError(f"--loop must be one of {', '.join(LOOPS)} or an adapter (file.py:adapter, package.module:adapter), "
+                              f"got {self.loop!r}")
         if self.mixed_precision not in PRECISIONS:
             raise ConfigError(
                 f"--mixed-precision must be one of {', '.join(PRECISIONS)}, got {self.mixed_precision!r}"

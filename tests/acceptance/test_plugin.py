@@ -1,5 +1,7 @@
 """The pytest plugin, as a user's suite sees it (pytester runs an inner pytest)."""
 
+from pathlib import Path
+
 import pytest
 
 # In-process inner runs drop the modules they imported afterwards, and compiled extensions
@@ -167,7 +169,7 @@ class TestAcceptanceFloors:
         result = suite.runpytest("--pyargs", "mrpc_check.acceptance", "-m", "slow and not gpu", "--mrpc-data", glue_dir,
                                  "-k", "reaches_the_floor", "--mrpc-loops", "manual,accelerate",
                                  "--mrpc-min-f1", "0.5", "--mrpc-min-accuracy", "0.5", "--mrpc-model", "minilm")
-        result.assert_outcomes(failed=2)
+        result.assert_outcomes(failed=2, skipped=1)  # test_your_loop_reaches_the_floor: no --mrpc-loop adapter given
         result.stdout.fnmatch_lines(["*--min-f1 0.5 (baseline f1 0.7857) and --min-accuracy 0.5 (baseline accuracy 0.6471) are at or "
                                      "below the validation majority baseline*pass floors above it*"])
 
@@ -176,6 +178,16 @@ class TestAcceptanceFloors:
                                  "--mrpc-data", glue_dir, "-rs")
         result.assert_outcomes(skipped=1)
         result.stdout.fnmatch_lines(["*--mrpc-loops manual: the accelerate loop is held to the manual loop step by step*"])
+
+    def test_your_loop_is_fine_tuned_and_judged_with_mrpc_loop(self, suite, glue_dir, tiny_model_dir):
+        loop = f"{Path(__file__).resolve().parents[2] / 'examples' / 'my_loop.py'}:adapter"
+        result = suite.runpytest_inprocess("--pyargs", "mrpc_check.acceptance", "-m", "slow and not gpu", "-k", "your_loop",
+                                           "--mrpc-loop", loop, "--mrpc-data", glue_dir, "--mrpc-model", tiny_model_dir,
+                                           "--mrpc-min-f1", "0.99", "--mrpc-min-accuracy", "0.99")
+        # Trained (3 epochs of the walkthrough recipe on the synthetic pairs), then judged: a tiny model fails the floors.
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(["*validation f1 * < floor 0.99*"])
+        assert '"loop": "' + loop in result.stdout.str()
 
     def test_a_loop_list_it_does_not_know_is_a_usage_error(self, suite):
         result = suite.runpytest("--mrpc-loops", "manual,deepspeed")
@@ -194,7 +206,7 @@ class TestAcceptanceFloors:
         result = suite.runpytest_inprocess("--pyargs", "mrpc_check.acceptance", "-m", "slow and not gpu", "--mrpc-checkpoint",
                                            tiny_model_dir, "--mrpc-data", glue_dir, "--mrpc-min-f1", "0.99", "--mrpc-min-accuracy", "0.99")
         # Judged twice (a random tiny head fails the floors and the behaviour tests); the fine-tuning tests skip.
-        result.assert_outcomes(failed=2, skipped=3)
+        result.assert_outcomes(failed=2, skipped=4)
         assert "no test judged it" not in result.stdout.str()
 
     @pytest.mark.integration

@@ -135,3 +135,58 @@ def test_a_seed_that_fails_for_good_is_reported_and_fails_the_verdict(tmp_path, 
     assert "seed 2: FAILED" in capsys.readouterr().out
     text = sweep.format_summary(result)
     assert "FAILED" in text and "rests on 1 of 2 seeds" in text
+
+
+def test_a_grid_connects_once_and_a_killed_worker_still_resumes(tmp_path, tiny_cfg, ray_address, monkeypatch):
+    """Every grid point's seeds go to one Ray connection (ray.init counted), and a worker killed during the grid's
+    second point is retried from its checkpoint there, as in a single sweep."""
+    import psutil
+    import ray
+
+    from mrpc_check.pipeline.checkpoint import checkpoints_in
+
+    inits = []
+    real_init = ray.init
+
+    def counted(*args, **kwargs):
+        inits.append(kwargs.get("address"))
+        return real_init(*args, **kwargs)
+
+    monkeypatch.setattr(ray, "init", counted)
+    cfg = make_config(tiny_cfg, epochs=30, batch_size=4, checkpoint_every="5")  # 120 optimizer steps a seed
+    points = [{"lr": 1e-4}, {"lr": 3e-4}]
+    second = tmp_path / "grid" / sweep.point_name(points[1]) / "seed-1"
+    killed = []
+
+    def kill_at_first_checkpoint():
+        deadline = time.time() + 300
+        while time.time() < deadline and not killed:
+            if second.is_dir() and checkpoints_in(second):
+                for proc in psutil.process_iter(["cmdline"]):
+                    if any("ray::_task" in part for part in (proc.info["cmdline"] or [])):
+                        proc.kill()
+                        killed.append(proc.pid)
+                return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_at_first_checkpoint)
+    killer.start()
+    options = sweep.EngineOptions(engine="ray", address=ray_address, max_retries=2, progress=False)
+    grid = sweep.run_grid(cfg, points, [1], tmp_path / "grid", FLOORS, options=options)
+    killer.join()
+    assert inits == [ray_address], inits  # one connection for both points
+    assert not ray.is_initialized()  # and closed at the end: the grid opened it
+    assert killed and json.loads((second / "report.json").read_text())["config"]["resume"]
+    assert [len(p["summary"] and [1]) for p in grid["points"]] == [1, 1] and all(p["failed"] == [] for p in grid["points"])
+
+
+def test_a_users_adapter_sweeps_on_the_cluster(tmp_path, tiny_cfg, ray_address):
+    """`sweep --loop file.py:adapter --engine ray`: each Ray task imports the user's file and writes the same report."""
+    adapter = f"{Path(__file__).resolve().parents[2] / 'examples' / 'my_loop.py'}:adapter"
+    cfg = make_config(tiny_cfg, loop=adapter, batch_size=8)
+    options = sweep.EngineOptions(engine="ray", address=ray_address, progress=False)
+    result = sweep.run_sweep(cfg, [1, 2], tmp_path / "ray", FLOORS, options=options)
+    assert [r["seed"] for r in result["runs"]] == [1, 2] and result["failed"] == []
+    for seed in (1, 2):
+        report = json.loads((tmp_path / "ray" / f"seed-{seed}" / "report.json").read_text())
+        assert report["loop"]["adapter"] == adapter and report["config"]["seed"] == seed
