@@ -118,18 +118,12 @@ def run_user_loop(cfg: TrainConfig, floors=None, command: Optional[list] = None)
 
 
 def _run(cfg: TrainConfig, adapter, recipe, caps, floors, command, out: Path) -> dict:
-    from transformers import set_seed
-
     from mrpc_check.checks.contract import normalise_output
     from mrpc_check.checks.observe import Observer
-    from mrpc_check.pipeline.batching import make_collator
-    from mrpc_check.pipeline.data import load_mrpc
+    from mrpc_check.pipeline import run as pipeline  # its stages, score_test_split and draw_curves, as its own runs use them
     from mrpc_check.pipeline.evaluation import load_metric
-    from mrpc_check.pipeline.model import load_model, load_tokenizer, resolve_checkpoint, resolve_device
-    from mrpc_check.pipeline import run as pipeline  # its score_test_split and draw_curves, as its own runs use them
+    from mrpc_check.pipeline.model import resolve_device
     from mrpc_check.pipeline.report import CURVES_NAME, REPORT_NAME, build_report, save_model_atomic, write_json
-    from mrpc_check.pipeline.stats import majority_baseline
-    from mrpc_check.pipeline.tokenize import max_length_for, tokenize_dataset
 
     # The output folder: a finished run is not clobbered; a resumable adapter's checkpoints live inside it.
     if (out / REPORT_NAME).exists() and not cfg.overwrite:
@@ -141,20 +135,8 @@ def _run(cfg: TrainConfig, adapter, recipe, caps, floors, command, out: Path) ->
         checkpoints.mkdir(parents=True, exist_ok=True)
         recipe = recipe.replace(checkpoint_dir=str(checkpoints))
     device = resolve_device(cfg.device)
-    # 1. data
-    raw = load_mrpc(cfg.data)
-    if floors is not None:
-        floors.refuse(majority_baseline(raw["validation"]["label"]))  # before the training, not after
-    if cfg.max_train_samples:
-        raw["train"] = raw["train"].select(range(min(cfg.max_train_samples, len(raw["train"]))))
-    # 2. tokenize, 3. collate
-    checkpoint = resolve_checkpoint(cfg.model)
-    tokenizer = load_tokenizer(checkpoint)
-    tokenized = tokenize_dataset(raw, tokenizer, max_length_for(tokenizer, requested=cfg.max_length))
-    collator = make_collator(tokenizer, cfg.pad_to_multiple_of)
-    # 4. model (the head's initialisation draws from the seed), on the device the recipe names
-    set_seed(cfg.seed)
-    model = load_model(checkpoint, raw["train"].features["label"].names, dropout=cfg.dropout, freeze_layers=cfg.freeze_layers)
+    # 1-4. data, tokenize, collate, model: the pipeline's own stages
+    raw, checkpoint, tokenizer, tokenized, collator, model = pipeline.prepare_stages(cfg, floors)
     model.to(device)
     # 5-7. the user's loop, observed from outside for the curves
     observer = Observer(model)

@@ -94,27 +94,12 @@ def run_training(cfg: TrainConfig, floors: Optional[Rules] = None, command: Opti
 
 def _train(cfg: TrainConfig, floors: Optional[Rules], command: Optional[list]) -> dict:
     """:func:`run_training`'s stages, with the output folder locked."""
-    from transformers import set_seed
-
     out = prepare_output_dir(cfg.output_dir, cfg.overwrite, cfg.resume)  # refuse before hours of work, not after
     device = resolve_device(cfg.device)
     autocast_dtype(cfg.mixed_precision, device)  # fp16 without CUDA fails here, not after tokenizing
 
-    # 1. data
-    raw = load_mrpc(cfg.data)
-    if floors is not None:
-        floors.refuse(majority_baseline(raw["validation"]["label"]))  # before hours of work
-    if cfg.max_train_samples:
-        raw["train"] = raw["train"].select(range(min(cfg.max_train_samples, len(raw["train"]))))
-    # 2. tokenize
-    checkpoint = resolve_checkpoint(cfg.model)
-    tokenizer = load_tokenizer(checkpoint)
-    tokenized = tokenize_dataset(raw, tokenizer, max_length_for(tokenizer, requested=cfg.max_length))
-    # 3. collate (the batches themselves are cut inside fit, from the seed)
-    collator = make_collator(tokenizer, cfg.pad_to_multiple_of)
-    # 4. model (the head's initialisation draws from the seed)
-    set_seed(cfg.seed)
-    model = load_model(checkpoint, raw["train"].features["label"].names, dropout=cfg.dropout, freeze_layers=cfg.freeze_layers)
+    # 1-4. data, tokenize, collate, model
+    raw, checkpoint, tokenizer, tokenized, collator, model = prepare_stages(cfg, floors)
     # 5-7. loaders, optimizer, loop with the metric after each epoch; SIGTERM/SIGINT stop at a
     # step boundary with a checkpoint (Trainer keeps its own checkpoints and signal handling).
     if cfg.loop == "trainer":
@@ -148,6 +133,32 @@ def _train(cfg: TrainConfig, floors: Optional[Rules], command: Optional[list]) -
     if checkpointer:
         checkpointer.clear()  # the results are on disk: the checkpoints have done their job
     return report
+
+
+def prepare_stages(cfg: TrainConfig, floors: Optional[Rules] = None) -> tuple:
+    """Stages 1-4, before any loop: ``(raw, checkpoint, tokenizer, tokenized, collator, model)``.
+
+    Shared by :func:`run_training` and the runs of a user's own loop
+    (:mod:`mrpc_check.acceptance.user_loop`), so both train on the same data, tokens and model.
+    """
+    from transformers import set_seed
+
+    # 1. data
+    raw = load_mrpc(cfg.data)
+    if floors is not None:
+        floors.refuse(majority_baseline(raw["validation"]["label"]))  # before hours of work
+    if cfg.max_train_samples:
+        raw["train"] = raw["train"].select(range(min(cfg.max_train_samples, len(raw["train"]))))
+    # 2. tokenize
+    checkpoint = resolve_checkpoint(cfg.model)
+    tokenizer = load_tokenizer(checkpoint)
+    tokenized = tokenize_dataset(raw, tokenizer, max_length_for(tokenizer, requested=cfg.max_length))
+    # 3. collate (the batches themselves are cut inside the loop, from the seed)
+    collator = make_collator(tokenizer, cfg.pad_to_multiple_of)
+    # 4. model (the head's initialisation draws from the seed)
+    set_seed(cfg.seed)
+    model = load_model(checkpoint, raw["train"].features["label"].names, dropout=cfg.dropout, freeze_layers=cfg.freeze_layers)
+    return raw, checkpoint, tokenizer, tokenized, collator, model
 
 
 def labelled_test_split(raw) -> bool:
