@@ -382,8 +382,10 @@ def _infer(battery) -> EffectiveRecipe:
         splits = {r[0] if r else "unknown" for f in p for r in f.rows}
         mode = "eval" if all(not f.training for f in p) else "train"
         kinds.append(f"{'+'.join(sorted(splits))} in {mode} mode")
+    # A pass over the training rows beside the validation one (training accuracy) is an extra; anything else differs.
+    extra = kinds and all(k in ("validation in eval mode", "train+validation in eval mode") for k in kinds)
     rows.append(Row("evaluation", "validation, eval mode", f"{len(passes)} pass(es): " + "; ".join(dict.fromkeys(kinds)) if passes else "none",
-                    "=" if kinds and all(k == "validation in eval mode" for k in kinds) else "!"))
+                    "=" if kinds and all(k == "validation in eval mode" for k in kinds) else ("+" if extra else "!")))
     eff.moved = dict(obs.moved)
     moved = {k: v for k, v in eff.moved.items() if v > MOVED}
     where = ", ".join(("after the last step" if k == "end" else f"between steps {k} and {k + 1}") + f" ({v:.1e})" for k, v in moved.items())

@@ -290,3 +290,43 @@ def test_weights_moved_outside_the_optimizer_are_measured(battery_for, loop):
 def test_clip_finding_describes_each_case():
     assert "every gradient multiplied by 0.5" in ClipFinding(scale=0.5, steps=3).describe()
     assert "altered after backward at 2 of 3" in ClipFinding(altered=2, steps=3).describe()
+
+
+def _loop_that_also_scores_its_training_rows(model, train_dataset, eval_dataset, collator, recipe):
+    """A plain loop that, after each epoch, predicts its training rows (training accuracy) before the validation rows."""
+    from torch.utils.data import DataLoader
+    from transformers import get_scheduler
+
+    torch.manual_seed(recipe.seed)
+    loader = DataLoader(train_dataset, batch_size=recipe.batch_size, shuffle=True, collate_fn=collator,
+                        generator=torch.Generator().manual_seed(recipe.seed))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.0)
+    scheduler = get_scheduler("linear", optimizer, num_warmup_steps=0, num_training_steps=len(loader) * recipe.epochs)
+    predictions = []
+    for _ in range(recipe.epochs):
+        model.train()
+        for batch in loader:
+            model(**batch).loss.backward()
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+        model.eval()
+        with torch.no_grad():
+            for batch in DataLoader(train_dataset, batch_size=recipe.eval_batch_size, collate_fn=collator):
+                model(**batch)  # training accuracy, for the log
+            predictions = [p for batch in DataLoader(eval_dataset, batch_size=recipe.eval_batch_size, collate_fn=collator)
+                           for p in model(**batch).logits.argmax(-1).tolist()]
+    return predictions
+
+
+_loop_that_also_scores_its_training_rows.supports = set()
+
+
+def test_an_extra_pass_over_the_training_rows_is_an_extra_not_an_evaluation_on_the_wrong_split(bert):
+    from mrpc_check.checks.battery import run_battery
+
+    verdicts = run_battery(_loop_that_also_scores_its_training_rows, bert, checks=["evaluation"])
+    evaluation = next(v for v in verdicts if v.check == "evaluation")
+    assert evaluation.status == "pass", evaluation.message()
+    row = next(r for r in verdicts.effective.rows if r.name == "evaluation")
+    assert row.mark == "+" and "train+validation in eval mode" in row.observed
