@@ -174,16 +174,7 @@ class Observer:
             register_optimizer_step_pre_hook(self._before_step),
         ]
         # Every LRScheduler.step() call, whoever makes it (the loop, Accelerate's wrapper once per process, the Trainer).
-        from torch.optim import lr_scheduler
-
-        original, observer = lr_scheduler.LRScheduler.step, self
-
-        def counted(scheduler, *args, **kwargs):
-            observer.observation.scheduler_calls += 1
-            return original(scheduler, *args, **kwargs)
-
-        lr_scheduler.LRScheduler.step = counted
-        self._restore_step = original
+        _watch_scheduler_steps(self.observation)
         if self.capture:  # weights after each step, against the next start and the end: only runs that copy weights
             from torch.optim.optimizer import register_optimizer_step_post_hook
 
@@ -215,9 +206,7 @@ class Observer:
         for handle in self._handles:
             handle.remove()
         self._handles = []
-        from torch.optim import lr_scheduler
-
-        lr_scheduler.LRScheduler.step = self._restore_step
+        _WATCHERS[:] = [w for w in _WATCHERS if w is not self.observation]  # by identity: observations compare by value
         last = list(self._optimizers.values())[-1:] if self._optimizers else []
         self.observation.final_lrs = [float(g["lr"]) for o in last for g in o.param_groups]
         self.observation.optimizers = len(self._optimizers)
@@ -329,6 +318,30 @@ class Observer:
             return
         # What this step left: read against the next captured step's start and against the run's end.
         self._left = {n: p.detach().float().cpu().clone() for n, p in self.model.named_parameters()}
+
+
+_WATCHERS: list = []  # the observations of the observers now open: each counts every scheduler step
+
+
+def _watch_scheduler_steps(observation: Observation) -> None:
+    """Count LRScheduler.step() calls into ``observation`` until its observer closes.
+
+    One wrapper, installed once for the process, serves every open observer: nested or interleaved
+    observers cannot leave a stale wrapper behind, and a closed one stops counting.
+    """
+    from torch.optim import lr_scheduler
+
+    if not getattr(lr_scheduler.LRScheduler.step, "_mrpc_counted", False):
+        original = lr_scheduler.LRScheduler.step
+
+        def counted(scheduler, *args, **kwargs):
+            for watching in _WATCHERS:
+                watching.scheduler_calls += 1
+            return original(scheduler, *args, **kwargs)
+
+        counted._mrpc_counted = True
+        lr_scheduler.LRScheduler.step = counted
+    _WATCHERS.append(observation)
 
 
 def _relative_change(before: dict, named) -> float:

@@ -50,3 +50,28 @@ def test_optimizer_hook_counts_steps_once_through_accelerate(bert):
     assert step.lrs == [0.5] and step.grad_norm > 0
     assert set(step.grads) == {"weight", "bias"} and torch.equal(step.grads["bias"], torch.ones(2))
     assert obs.observation.final_lrs == [0.5] and obs.observation.optimizers == 1
+
+
+def test_scheduler_steps_are_counted_per_open_observer_and_not_after():
+    """LRScheduler.step calls between optimizer steps: 2 here (a prepared scheduler on 2 processes steps so);
+    nested observers each count while open, and a closed one stops (no wrapper left counting into it)."""
+    import torch
+
+    from mrpc_check.checks.observe import Observer
+
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    with Observer(model) as outer:
+        with Observer(model) as inner:
+            for _ in range(3):
+                model(torch.ones(1, 2)).sum().backward()
+                optimizer.step()
+                scheduler.step()
+                scheduler.step()
+                optimizer.zero_grad()
+        scheduler.step()
+    scheduler.step()
+    assert (outer.observation.scheduler_calls, inner.observation.scheduler_calls) == (7, 6)
+    assert outer.observation.scheduler_stride() == inner.observation.scheduler_stride() == 2
+    assert [s.scheduler_calls for s in inner.observation.steps] == [0, 2, 4]
