@@ -146,12 +146,11 @@ def judge(battery, name: str, run_check: Optional[Callable] = None) -> Verdict:
     for prerequisite in spec.rests_on:
         before = judge(battery, prerequisite, run_check)
         if before.status == "fail" or (before.status == "skip" and before.caused_by):
-            root = root_of(before)
-            break
-    # A root that does not fail names an extra of the loop's (it warns, or passes as declared): the checks that its
-    # extra breaks say so themselves (extras.extra_explains); the others are judged as usual.
-    if root is not None and cache[root].status != "fail":
-        root = None
+            # A root that does not fail names an extra of the loop's (it warns, or passes as declared): the checks
+            # that its extra breaks say so themselves (extras.extra_explains); the others are judged as usual.
+            if cache[root_of(before)].status == "fail":
+                root = root_of(before)
+                break
     if root and spec.costly:
         verdict = Verdict(name, "skip", f"not run: it rests on `{root}`, which fails; fix that first", caused_by=root)
     else:
