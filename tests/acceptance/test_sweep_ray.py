@@ -21,7 +21,13 @@ from mrpc_check.acceptance import sweep
 from mrpc_check.acceptance.floors import Floors
 from mrpc_check.pipeline.config import make_config
 
-pytestmark = pytest.mark.integration
+# In one process only: the file starts a head, kills Ray workers and ends with `ray stop --force` (every Ray
+# process on the machine); under pytest-xdist a worker running it beside the others crashed (seen twice,
+# 2026-12-06). tox -e ray and .ci/run name the file, which runs it in one process.
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif("PYTEST_XDIST_WORKER" in os.environ,
+                                 reason="starts, kills and stops a Ray cluster: run it in one process "
+                                        "(tox -e ray, or pytest tests/acceptance/test_sweep_ray.py --integration)")]
 
 FLOORS = Floors(min_f1=0.9, min_accuracy=0.9)
 # What a run's entry holds that depends on when and where it ran, not on what it computed.
