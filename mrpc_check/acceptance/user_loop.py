@@ -18,8 +18,6 @@ keeps its checkpoints.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from pathlib import Path
 from typing import Optional
@@ -79,16 +77,12 @@ def recipe_for(cfg: TrainConfig, adapter, spec: str):
     if cfg.resume and not caps.resumable:
         raise ConfigError(f"--resume: {spec} is not resumable (set adapter.resumable = True and honour recipe.checkpoint_dir "
                           "and recipe.resume): drop --resume")
-    device = "cuda" if cfg.device == "auto" and _cuda() else ("cpu" if cfg.device == "auto" else cfg.device)
+    from mrpc_check.pipeline.model import resolve_device
+
+    device = resolve_device(cfg.device).type
     return Recipe(epochs=cfg.epochs, batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size, lr=cfg.lr,
                   scheduler=cfg.scheduler, seed=cfg.seed, group_by_length=cfg.group_by_length, device=device,
                   resume=cfg.resume, **values), caps
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def run_user_loop(cfg: TrainConfig, floors=None, command: Optional[list] = None) -> dict:
@@ -99,22 +93,12 @@ def run_user_loop(cfg: TrainConfig, floors=None, command: Optional[list] = None)
             (:class:`~mrpc_check.errors.TrainingError`, one line; its checkpoints are kept).
     """
     from mrpc_check.checks.contract import load_adapter
-    from mrpc_check.pipeline.report import ensure_writable, output_lock, remove_if_empty
+    from mrpc_check.pipeline.run import owned_output
 
     adapter = load_adapter(cfg.loop)  # AdapterError: one line, before any work
     recipe, caps = recipe_for(cfg, adapter, cfg.loop)
-    out = Path(cfg.output_dir).expanduser()
-    created = not out.exists()
-    writer = os.environ.get("RANK", "0") == "0"
-    try:
-        if writer:
-            ensure_writable(out)
-        with output_lock(out) if writer else contextlib.nullcontext():
-            return _run(cfg, adapter, recipe, caps, floors, command, out)
-    except BaseException:
-        if created and writer:
-            remove_if_empty(out)
-        raise
+    with owned_output(cfg.output_dir) as out:
+        return _run(cfg, adapter, recipe, caps, floors, command, out)
 
 
 def _run(cfg: TrainConfig, adapter, recipe, caps, floors, command, out: Path) -> dict:

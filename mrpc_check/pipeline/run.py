@@ -77,7 +77,15 @@ def run_training(cfg: TrainConfig, floors: Optional[Rules] = None, command: Opti
     Raises:
         MrpcCheckError: bad input anywhere (data, model, config, output folder).
     """
-    out = Path(cfg.output_dir).expanduser()
+    with owned_output(cfg.output_dir):
+        return _train(cfg, floors, command)
+
+
+@contextlib.contextmanager
+def owned_output(path: str):
+    """The output folder for one run: created writable and locked by the main process; removed if the run fails
+    having created it and left it empty. Shared by :func:`run_training` and a user's loop's runs."""
+    out = Path(path).expanduser()
     created = not out.exists()
     # One writer per folder: the main process (RANK 0, or no launcher at all) holds the lock.
     writer = os.environ.get("RANK", "0") == "0"
@@ -85,7 +93,7 @@ def run_training(cfg: TrainConfig, floors: Optional[Rules] = None, command: Opti
         if writer:
             ensure_writable(out)
         with output_lock(out) if writer else contextlib.nullcontext():
-            return _train(cfg, floors, command)
+            yield out
     except BaseException:
         if created and writer:
             remove_if_empty(out)  # a failed run leaves no empty folder behind

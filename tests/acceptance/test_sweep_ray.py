@@ -63,6 +63,23 @@ def tiny_cfg(tiny_model_dir, raw_dir):
     return make_config(model=tiny_model_dir, data=raw_dir, epochs=1, max_train_samples=16)
 
 
+def _kill_at_first_checkpoint(seed_dir: Path, how: str, killed: list) -> None:
+    """Once ``seed_dir`` holds a checkpoint, SIGKILL (``kill``) or SIGTERM (``terminate``) every running Ray task."""
+    import psutil
+
+    from mrpc_check.pipeline.checkpoint import checkpoints_in
+
+    deadline = time.time() + 300
+    while time.time() < deadline and not killed:
+        if seed_dir.is_dir() and checkpoints_in(seed_dir):
+            for proc in psutil.process_iter(["cmdline"]):
+                if any("ray::_task" in part for part in (proc.info["cmdline"] or [])):
+                    getattr(proc, how)()
+                    killed.append(proc.pid)
+            return
+        time.sleep(0.02)
+
+
 def _computed(run: dict) -> dict:
     return {k: v for k, v in run.items() if k not in WHERE_AND_WHEN}
 
@@ -94,26 +111,10 @@ def test_a_sweep_through_the_cluster_equals_the_local_one(tmp_path, tiny_cfg, ti
 @pytest.mark.parametrize("how", ["kill", "terminate"])
 def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(tmp_path, tiny_cfg, ray_address, how):
     """SIGKILL (the OOM killer, a lost node) and SIGTERM (preemption: the run checkpoints and stops) alike."""
-    import psutil
-
-    from mrpc_check.pipeline.checkpoint import checkpoints_in
-
     cfg = make_config(tiny_cfg, epochs=30, batch_size=4, checkpoint_every="5")  # 120 optimizer steps
     seed_dir = tmp_path / "ray" / "seed-1"
     killed = []
-
-    def kill_at_first_checkpoint():
-        deadline = time.time() + 300
-        while time.time() < deadline and not killed:
-            if seed_dir.is_dir() and checkpoints_in(seed_dir):
-                for proc in psutil.process_iter(["cmdline"]):
-                    if any("ray::_task" in part for part in (proc.info["cmdline"] or [])):
-                        getattr(proc, how)()
-                        killed.append(proc.pid)
-                return
-            time.sleep(0.02)
-
-    killer = threading.Thread(target=kill_at_first_checkpoint)
+    killer = threading.Thread(target=_kill_at_first_checkpoint, args=(seed_dir, how, killed))
     killer.start()
     options = sweep.EngineOptions(engine="ray", address=ray_address, max_retries=2, progress=False)
     on_ray = sweep.run_sweep(cfg, [1], tmp_path / "ray", FLOORS, options=options)
@@ -146,10 +147,8 @@ def test_a_seed_that_fails_for_good_is_reported_and_fails_the_verdict(tmp_path, 
 def test_a_grid_connects_once_and_a_killed_worker_still_resumes(tmp_path, tiny_cfg, ray_address, monkeypatch):
     """Every grid point's seeds go to one Ray connection (ray.init counted), and a worker killed during the grid's
     second point is retried from its checkpoint there, as in a single sweep."""
-    import psutil
     import ray
 
-    from mrpc_check.pipeline.checkpoint import checkpoints_in
 
     inits = []
     real_init = ray.init
@@ -163,19 +162,7 @@ def test_a_grid_connects_once_and_a_killed_worker_still_resumes(tmp_path, tiny_c
     points = [{"lr": 1e-4}, {"lr": 3e-4}]
     second = tmp_path / "grid" / sweep.point_name(points[1]) / "seed-1"
     killed = []
-
-    def kill_at_first_checkpoint():
-        deadline = time.time() + 300
-        while time.time() < deadline and not killed:
-            if second.is_dir() and checkpoints_in(second):
-                for proc in psutil.process_iter(["cmdline"]):
-                    if any("ray::_task" in part for part in (proc.info["cmdline"] or [])):
-                        proc.kill()
-                        killed.append(proc.pid)
-                return
-            time.sleep(0.02)
-
-    killer = threading.Thread(target=kill_at_first_checkpoint)
+    killer = threading.Thread(target=_kill_at_first_checkpoint, args=(second, "kill", killed))
     killer.start()
     options = sweep.EngineOptions(engine="ray", address=ray_address, max_retries=2, progress=False)
     grid = sweep.run_grid(cfg, points, [1], tmp_path / "grid", FLOORS, options=options)
