@@ -65,3 +65,24 @@ def test_xdist_spreads_the_quick_tiers_only(project, monkeypatch, args, workers,
     hooks["pytest_cmdline_main"](config)
     assert config.option.numprocesses == workers
     assert config.option.dist == dist
+
+
+def test_one_process_runs_tests_that_carry_an_xdist_group(project):
+    """-p no:xdist (or xdist not installed): the battery groups' marker must not stop a strict-markers run."""
+    project.makepyfile(test_grouped="import pytest\n\n@pytest.mark.xdist_group('battery-manual')\ndef test_grouped():\n    pass\n")
+    result = project.runpytest_inprocess("test_grouped.py", "-p", "no:xdist")
+    result.assert_outcomes(passed=1)
+
+
+def test_what_collection_imported_is_frozen_before_the_first_test(project):
+    """The root conftest freezes collection's objects (gc.freeze): full collections then walk only what tests make."""
+    import gc
+
+    project.makepyfile(test_frozen="import gc\n\ndef test_frozen():\n    assert gc.get_freeze_count() > 1000\n")
+    gc.unfreeze()  # this suite's own freeze would pass the inner test whatever the inner conftest does
+    try:
+        result = project.runpytest_inprocess("test_frozen.py", "-p", "no:xdist")
+    finally:
+        gc.collect()
+        gc.freeze()
+    result.assert_outcomes(passed=1)

@@ -7,6 +7,7 @@ counts the four statuses as they are.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Iterable, Optional
@@ -48,13 +49,11 @@ def run_battery(adapter, arch: Optional[Arch] = None, checks: Optional[Iterable[
         from mrpc_check.checks.contract import did_you_mean
 
         raise KeyError(f"unknown check(s) {', '.join(unknown)}{did_you_mean(unknown[0], REGISTRY)}; known: {', '.join(REGISTRY)}")
-    import torch
+    with _bench_conditions():
+        return _run(adapter, arch, names)
 
-    # One thread for the tiny models: width-32 matrices gain nothing from a second one, and lose a
-    # lot when another process holds a core (measured 2026-12-02 on 2 cores, README example loop:
-    # idle 11.3 s with 1 thread vs 10.2 s with 2; beside one busy process 11.6 s vs 17.5 s).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+
+def _run(adapter, arch, names) -> Verdicts:
     battery = Battery(adapter, arch)
 
     def timed(name: str) -> Verdict:
@@ -79,11 +78,26 @@ def run_battery(adapter, arch: Optional[Arch] = None, checks: Optional[Iterable[
             verdicts.effective = effective_recipe(battery)
     finally:
         battery.close()
-        torch.set_num_threads(threads)
     for root in dict.fromkeys(v.caused_by for v in verdicts if v.caused_by):
         if root not in names:  # asked for a consequence alone: show the root it follows from
             verdicts.append(battery.verdicts[root])
     return verdicts
+
+
+@contextlib.contextmanager
+def _bench_conditions():
+    """One torch thread while the battery runs, put back however it ends (an adapter refused before any run too)."""
+    import torch
+
+    # One thread for the tiny models: width-32 matrices gain nothing from a second one, and lose a
+    # lot when another process holds a core (measured 2026-12-02 on 2 cores, README example loop:
+    # idle 11.3 s with 1 thread vs 10.2 s with 2; beside one busy process 11.6 s vs 17.5 s).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def counts(verdicts: list[Verdict]) -> dict:

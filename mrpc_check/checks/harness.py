@@ -49,6 +49,19 @@ class Arch:
     name: str
     tokenizer: Any
     make_model: Callable[[int], torch.nn.Module]  # seed -> model, identical for identical seeds
+    _data: Any = field(default=None, repr=False, compare=False)
+
+    def data(self):
+        """The battery's tokenized pairs (:func:`make_data`), made once per family; a fresh view for each caller.
+
+        Tokenizing them is a tenth of a small battery; every battery over this family gets the same
+        rows anyway. Each call returns new Dataset objects over the same Arrow tables, so a loop that
+        changes its dataset's format in place changes its own battery's view only.
+        """
+        if self._data is None:
+            with quiet():  # datasets' map progress bars
+                self._data = make_data(self.tokenizer)
+        return {split: dataset.with_format("torch") for split, dataset in self._data.items()}
 
 
 def bert_arch(tokenizer=None) -> Arch:
@@ -142,8 +155,7 @@ class Battery:
         self.arch = arch or bert_arch()
         # A declared-absent feature is never varied: every run starts from its neutral value.
         self.base = self.caps.neutral(base)
-        with quiet():  # datasets' map progress bars
-            self.data = make_data(self.arch.tokenizer)
+        self.data = self.arch.data()
         pad = self.arch.tokenizer.pad_token_id
         self.rows = RowIndex({"train": self.data["train"], "validation": self.data["validation"]}, pad if pad is not None else 0)
         self.collator = make_collator(self.arch.tokenizer)

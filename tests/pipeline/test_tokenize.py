@@ -139,6 +139,21 @@ class TestCachedTokenization:
         again = tokenize_dataset(on_disk, tokenizer, max_length=64)["train"]
         assert again.cache_files == first.cache_files
 
+    def test_fingerprinting_leaves_the_tokenizers_own_settings_as_they_were(self, mrpc_tokenizer):
+        """The state is read with truncation and padding cleared, then both are put back as the last call left them."""
+        import copy
+
+        from mrpc_check.pipeline.tokenize import _tokenizer_state
+
+        tokenizer = copy.deepcopy(mrpc_tokenizer)
+        untouched = _tokenizer_state(copy.deepcopy(mrpc_tokenizer))
+        tokenizer(["a b c d e f"], ["g h"], truncation="longest_first", max_length=7, padding="max_length")
+        backend = tokenizer.backend_tokenizer
+        before = (backend.truncation, backend.padding)
+        assert before[0] and before[1]  # the call above left both set
+        assert _tokenizer_state(tokenizer) == untouched  # what the last call set is not part of the state
+        assert (backend.truncation, backend.padding) == before
+
 
 class TestMaxLength:
     def test_requested_wins(self, mrpc_tokenizer):
