@@ -45,16 +45,24 @@ def pytest_configure(config):
     The properties run in every tier; the default run samples fewer inputs per property to stay
     quick, CI explores five times more. --hypothesis-profile NAME still picks another profile.
     """
-    from hypothesis import settings
-
     if not config.pluginmanager.hasplugin("xdist"):
         # tests/checks/conftest.py groups tests by shared battery; without xdist (-p no:xdist, or not
         # installed) the marker is not registered and --strict-markers would stop the whole run.
         config.addinivalue_line("markers", "xdist_group(name): run on the worker that holds this group (pytest-xdist)")
+    if _xdist_controller(config):
+        return  # it runs no test: each worker sets its own profile (hypothesis takes 0.7 s to import, before any worker starts)
+    from hypothesis import settings
+
     settings.register_profile("mrpc-default", max_examples=20, deadline=None)
     settings.register_profile("mrpc-thorough", max_examples=100, deadline=None)
     if not getattr(config.option, "hypothesis_profile", None):
         settings.load_profile("mrpc-thorough" if _integration_selected(config) else "mrpc-default")
+
+
+def _xdist_controller(config) -> bool:
+    """This process hands the tests to pytest-xdist workers and runs none itself."""
+    workers = getattr(config.option, "numprocesses", None)
+    return workers not in (None, 0, "0") and "PYTEST_XDIST_WORKER" not in os.environ
 
 
 def pytest_report_header(config):

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import random
 
-import torch
-
+# torch and transformers are imported inside the functions that build models: the suite's conftest
+# imports this module in pytest-xdist's controller too, which never builds one (torch is 1 s there,
+# before any worker starts).
 # Words that are single WordPiece tokens in the uncased BERT vocabulary.
 _WORDS = (
     "the company said shares rose fell market price percent year week bank court judge police "
@@ -45,6 +46,7 @@ def tiny_bert_config(vocab_size: int, num_labels: int = 2, **overrides):
 
 def make_tiny_model(vocab_size: int, seed: int = 0, **overrides):
     """A freshly initialised tiny ``BertForSequenceClassification``, identical for identical seeds."""
+    import torch
     from transformers import BertForSequenceClassification
 
     torch.manual_seed(seed)
@@ -159,6 +161,7 @@ def train_tokenizer(kind: str, texts=None):
 
 def make_tiny(kind: str, tokenizer, seed: int = 0, **overrides):
     """A freshly initialised tiny classifier of ``kind`` (bert, roberta, distilbert) for ``tokenizer``."""
+    import torch
     import transformers
 
     if kind == "bert":

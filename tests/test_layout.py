@@ -69,7 +69,10 @@ def imports_of(name: str) -> set:
     return found
 
 
-GRAPH = {name: imports_of(name) for name in MODULES}
+@pytest.fixture(scope="module")
+def graph():
+    """Every module's project imports (parsed when a layout test runs: collection in each xdist worker skips the 0.3 s)."""
+    return {name: imports_of(name) for name in MODULES}
 
 
 def test_the_three_parts_have_their_folders():
@@ -86,21 +89,21 @@ def test_the_three_parts_have_their_folders():
 
 
 @pytest.mark.parametrize("name", sorted(n for n in MODULES if layer(n) is not None))
-def test_no_import_runs_up_the_layers(name):
-    upward = sorted(t for t in GRAPH[name] if layer(t) is not None and layer(t) > layer(name)
+def test_no_import_runs_up_the_layers(graph, name):
+    upward = sorted(t for t in graph[name] if layer(t) is not None and layer(t) > layer(name)
                     and (name, t) not in EXCEPTIONS)
     assert not upward, f"{name} (layer {layer(name)}) imports {upward} from above it"
 
 
-def test_every_exception_is_still_there_and_says_why():
+def test_every_exception_is_still_there_and_says_why(graph):
     for name, target in EXCEPTIONS:
-        assert target in GRAPH[name], f"{name} no longer imports {target}: drop the exception"
+        assert target in graph[name], f"{name} no longer imports {target}: drop the exception"
         assert "on purpose" in MODULES[name].read_text(), f"{name}: say at the import why it runs upward"
 
 
-def test_no_import_cycle():
+def test_no_import_cycle(graph):
     """Between modules (package __init__ files, which only re-export, left out)."""
-    graph = {n: {t for t in ts if not MODULES[t].name == "__init__.py"} for n, ts in GRAPH.items()
+    graph = {n: {t for t in ts if not MODULES[t].name == "__init__.py"} for n, ts in graph.items()
              if MODULES[n].name != "__init__.py"}
     seen, on_path, cycles = set(), [], []
 

@@ -86,3 +86,18 @@ def test_what_collection_imported_is_frozen_before_the_first_test(project):
         gc.collect()
         gc.freeze()
     result.assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("args, examples", [(["-m", "not slow"], 20), (["-m", "not slow", "--integration"], 100),
+                                            (["-m", "not slow", "--hypothesis-profile", "default"], 100)])
+def test_properties_sample_fewer_inputs_in_the_default_run_than_in_ci(project, args, examples):
+    from hypothesis import settings
+
+    project.makepyfile(test_examples="from hypothesis import settings\n\n"
+                                     "def test_examples():\n    print('examples', settings.default.max_examples)\n")
+    outer = settings.get_current_profile_name()  # the inner run loads its profile into this process too
+    try:
+        result = project.runpytest_inprocess("test_examples.py", *args, "-p", "no:xdist", "-s")
+    finally:
+        settings.load_profile(outer)
+    result.stdout.fnmatch_lines([f"*examples {examples}*"])

@@ -284,8 +284,13 @@ class Observer:
                 })
         self._optimizers[id(optimizer)] = optimizer
         params = [p for g in optimizer.param_groups for p in g["params"]]
-        grads = [p.grad for p in params if p.grad is not None]
-        norm = float(torch.linalg.vector_norm(torch.stack([g.detach().float().norm() for g in grads]))) if grads else 0.0
+        with torch.no_grad():
+            grads = {id(p): p.grad.detach().float() for p in params if p.grad is not None}
+            raws = [(self._raw[id(p)], grads.get(id(p))) for p in params if id(p) in self._raw]
+            # One kernel per tensor list and one host sync per figure: this runs at every step of every run.
+            norm = _sum_of_squares(list(grads.values())) ** 0.5
+            raw_sq = _sum_of_squares([raw for raw, _ in raws])
+            dot = _total([torch.dot(raw.reshape(-1), grad.reshape(-1)) for raw, grad in raws if grad is not None])
         record = StepRecord(
             lrs=[float(g["lr"]) for g in optimizer.param_groups],
             weight_decays=[float(g.get("weight_decay", 0.0)) for g in optimizer.param_groups],
@@ -293,13 +298,6 @@ class Observer:
             updated=frozenset(self._names.get(id(p)) for p in params if p.grad is not None) - {None},
             scheduler_calls=self.observation.scheduler_calls,
         )
-        raw_sq, dot = 0.0, 0.0
-        for p in params:
-            raw = self._raw.get(id(p))
-            if raw is not None:
-                raw_sq += float(raw.pow(2).sum())
-                if p.grad is not None:
-                    dot += float((raw * p.grad.detach().float()).sum())
         record.raw_norm, record.raw_dot = raw_sq ** 0.5, dot
         step = len(self.observation.steps) + 1
         if step in self.capture:
@@ -346,12 +344,27 @@ def _watch_scheduler_steps(observation: Observation) -> None:
 
 def _relative_change(before: dict, named) -> float:
     """||now - before|| / ||before|| over the parameters ``before`` holds."""
-    diff, base = 0.0, 0.0
-    for n, p in named:
-        if n in before:
-            diff += float((p.detach().float().cpu() - before[n]).pow(2).sum())
-            base += float(before[n].pow(2).sum())
+    with torch.no_grad():
+        pairs = [(p.detach().float().cpu(), before[n]) for n, p in named if n in before]
+        diff = _sum_of_squares(torch._foreach_sub([now for now, _ in pairs], [then for _, then in pairs])) if pairs else 0.0
+        base = _sum_of_squares([then for _, then in pairs])
     return (diff / max(base, 1e-30)) ** 0.5
+
+
+def _sum_of_squares(tensors: list) -> float:
+    """Sum of the squares of every element of ``tensors``: per-tensor norms (one foreach call per device), summed in float64."""
+    by_device: dict = {}
+    for t in tensors:
+        by_device.setdefault(t.device, []).append(t)
+    return sum(float(torch.stack(torch._foreach_norm(group)).double().pow(2).sum()) for group in by_device.values())
+
+
+def _total(values: list) -> float:
+    """Sum of 0-d tensors in float64, one host sync per device."""
+    by_device: dict = {}
+    for v in values:
+        by_device.setdefault(v.device, []).append(v)
+    return sum(float(torch.stack(group).double().sum()) for group in by_device.values())
 
 
 def training_epochs(observation: Observation, epochs: int) -> list:
