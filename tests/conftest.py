@@ -92,3 +92,15 @@ def _curves_where_read(request, monkeypatch):
 def draws_curves():
     """Request this to have in-process training runs draw curves.png, as the CLI does."""
     return True
+
+
+# Module-scoped fixtures that train a model through the CLI (about a second each): under pytest-xdist
+# the tests that read one run on the worker that built it, instead of each worker training it again.
+SHARED_RUNS = {"uninterrupted", "killed_after_step_50", "baseline"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (--dist loadgroup, set in the root conftest)
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SHARED_RUNS & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(f"runs-of-{item.nodeid.split('::')[0]}"))

@@ -101,3 +101,14 @@ def test_properties_sample_fewer_inputs_in_the_default_run_than_in_ci(project, a
     finally:
         settings.load_profile(outer)
     result.stdout.fnmatch_lines([f"*examples {examples}*"])
+
+
+def test_tests_that_read_a_shared_training_run_share_an_xdist_group(request):
+    """Each module's tests that read one of its trained-once fixtures run on one worker (it trains once there)."""
+    suite = request.config.pluginmanager.get_plugin(str(Path(__file__).parent / "conftest.py"))
+    readers = [i for i in request.session.items if suite.SHARED_RUNS & set(i.fixturenames)]
+    if not readers:
+        pytest.skip("no test reading a shared run collected in this run")
+    for item in readers:
+        groups = [m.args[0] for m in item.iter_markers("xdist_group")]
+        assert groups == [f"runs-of-{item.nodeid.split('::')[0]}"], (item.nodeid, groups)

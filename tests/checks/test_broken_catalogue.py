@@ -95,16 +95,19 @@ def test_json_and_table_report_the_root_cause_first(bert, tmp_path, capsys):
     assert by_check["gradients_cleared"]["caused_by"] is None
 
 
-@pytest.mark.parametrize("twin", ["LossDividedByAccumSteps", "AccelerateAccumulate"])
-def test_the_accumulation_idioms_warn_and_fail_only_under_strict(twin, capsys, tmp_path):
+@pytest.mark.parametrize("twin, strict", [("LossDividedByAccumSteps", False), ("AccelerateAccumulate", True)])
+def test_the_accumulation_idioms_warn_and_fail_only_under_strict(twin, strict, capsys, tmp_path):
+    """Each idiom warns (exit 0); under --strict the warning fails the run (exit 1): one verify per idiom, one mode each."""
     from mrpc_check.cli import main
 
-    spec = f"mrpc_check.checks.broken:{twin}"
     out = tmp_path / "v.json"
-    assert main(["verify", "--loop", spec, "--checks", "accumulation", "--json", str(out)]) == 0
-    table = capsys.readouterr().out
+    code = main(["verify", "--loop", f"mrpc_check.checks.broken:{twin}", "--checks", "accumulation", "--json", str(out)]
+                + (["--strict"] if strict else []))
+    captured = capsys.readouterr()
+    table = captured.out
     assert "WARN" in table and "accelerator.accumulate()" in table and "1 optimizer step in 230" in table
     assert table.rstrip().endswith("0 passed, 0 failed, 1 warned, 0 skipped")
-    assert json.loads(out.read_text())["counts"]["warn"] == 1
-    assert main(["verify", "--loop", spec, "--checks", "accumulation", "--strict"]) == 1
-    assert "--strict: a warning fails the run" in capsys.readouterr().err
+    data = json.loads(out.read_text())
+    assert data["counts"]["warn"] == 1 and data["strict"] is strict and data["exit"] == int(strict)
+    assert code == int(strict)
+    assert ("--strict: a warning fails the run" in captured.err) is strict
