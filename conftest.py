@@ -106,6 +106,27 @@ def pytest_collection_finish(session):
     gc.freeze()
 
 
+_MODULE = {"current": None}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """At each test module's first test, what the earlier modules left alive joins the frozen heap.
+
+    That is the session's caches (batteries with their trained models: ~140k objects by the end)
+    and the modules imported on first use (Trainer, matplotlib); left unfrozen, every full
+    collection walks them again. The previous module's fixtures are torn down by now, and its
+    garbage is collected first, so only live objects are frozen.
+    """
+    import gc
+
+    module = item.nodeid.split("::")[0]
+    if _MODULE["current"] not in (None, module):
+        gc.collect()
+        gc.freeze()
+    _MODULE["current"] = module
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config):
     """pytest-xdist by default for the whole suite: `pytest -m "not slow"` as typed uses every core.

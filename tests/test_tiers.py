@@ -112,3 +112,15 @@ def test_tests_that_read_a_shared_training_run_share_an_xdist_group(request):
     for item in readers:
         groups = [m.args[0] for m in item.iter_markers("xdist_group")]
         assert groups == [f"runs-of-{item.nodeid.split('::')[0]}"], (item.nodeid, groups)
+
+
+def test_what_earlier_modules_left_alive_is_frozen_at_the_next_module(project):
+    """The root conftest freezes again at each module's first test: a module's survivors leave the collector's walks."""
+    project.makepyfile(
+        test_a_keeps="import builtins\n\ndef test_keeps():\n    builtins._mrpc_kept = [object() for _ in range(3)]\n",
+        test_b_reads="import builtins, gc\n\ndef test_frozen():\n"
+                     "    kept = builtins._mrpc_kept\n    del builtins._mrpc_kept\n"
+                     "    assert not any(o is kept for o in gc.get_objects())  # frozen objects are not listed\n",
+    )
+    result = project.runpytest_inprocess("test_a_keeps.py", "test_b_reads.py", "-p", "no:xdist")
+    result.assert_outcomes(passed=2)
