@@ -290,7 +290,7 @@ class Observer:
             # One kernel per tensor list and one host sync per figure: this runs at every step of every run.
             norm = _sum_of_squares(list(grads.values())) ** 0.5
             raw_sq = _sum_of_squares([raw for raw, _ in raws])
-            dot = _total([torch.dot(raw.reshape(-1), grad.reshape(-1)) for raw, grad in raws if grad is not None])
+            dot = _total([torch.dot(_dense(raw).reshape(-1), _dense(grad).reshape(-1)) for raw, grad in raws if grad is not None])
         record = StepRecord(
             lrs=[float(g["lr"]) for g in optimizer.param_groups],
             weight_decays=[float(g.get("weight_decay", 0.0)) for g in optimizer.param_groups],
@@ -355,8 +355,13 @@ def _sum_of_squares(tensors: list) -> float:
     """Sum of the squares of every element of ``tensors``: per-tensor norms (one foreach call per device), summed in float64."""
     by_device: dict = {}
     for t in tensors:
-        by_device.setdefault(t.device, []).append(t)
+        by_device.setdefault(t.device, []).append(_dense(t))
     return sum(float(torch.stack(torch._foreach_norm(group)).double().pow(2).sum()) for group in by_device.values())
+
+
+def _dense(t: torch.Tensor) -> torch.Tensor:
+    # A sparse gradient (nn.Embedding(sparse=True)): the foreach kernels and torch.dot take strided tensors only.
+    return t.to_dense() if t.layout != torch.strided else t
 
 
 def _total(values: list) -> float:

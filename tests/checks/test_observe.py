@@ -75,3 +75,29 @@ def test_scheduler_steps_are_counted_per_open_observer_and_not_after():
     assert (outer.observation.scheduler_calls, inner.observation.scheduler_calls) == (7, 6)
     assert outer.observation.scheduler_stride() == inner.observation.scheduler_stride() == 2
     assert [s.scheduler_calls for s in inner.observation.steps] == [0, 2, 4]
+
+
+def test_step_figures_read_a_sparse_gradient_as_a_dense_one():
+    """nn.Embedding(sparse=True) with SGD: the applied norm, the raw norm and their dot product, by hand."""
+    import pytest
+
+    class Toy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(10, 3, sparse=True)
+            self.head = torch.nn.Linear(3, 2)
+
+        def forward(self, input_ids):
+            return self.head(self.embed(input_ids).mean(1))
+
+    torch.manual_seed(0)
+    model = Toy()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with Observer(model, None) as observer:
+        model(torch.tensor([[1, 2, 3]])).sum().backward()
+        assert model.embed.weight.grad.is_sparse
+        expected = sum(float(p.grad.to_dense().pow(2).sum()) for p in model.parameters()) ** 0.5
+        optimizer.step()
+    step = observer.observation.steps[0]
+    assert step.grad_norm == pytest.approx(expected, rel=1e-6) and step.raw_norm == pytest.approx(expected, rel=1e-6)
+    assert step.raw_dot == pytest.approx(expected ** 2, rel=1e-6)
