@@ -98,7 +98,7 @@ def pytest_collection_finish(session):
     collection walks them all, 0.2-0.3 s each, and transformers' Trainer starts each training with
     one (``accelerator.free_memory()`` -> ``gc.collect()``): 27 runs in the quick tier, 8.9 s of one
     process's time. Garbage made during collection is collected first, so nothing frozen is garbage;
-    objects the tests make later are collected as usual.
+    objects the tests make later are collected as usual until their module ends (below).
     """
     import gc
 

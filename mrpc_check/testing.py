@@ -12,6 +12,7 @@ import random
 # torch and transformers are imported inside the functions that build models: the suite's conftest
 # imports this module in pytest-xdist's controller too, which never builds one (torch is 1 s there,
 # before any worker starts).
+
 # Words that are single WordPiece tokens in the uncased BERT vocabulary.
 _WORDS = (
     "the company said shares rose fell market price percent year week bank court judge police "
