@@ -69,13 +69,18 @@ def distributed_run(battery) -> dict:
     needs the harness's tiny data and models, so the harness must not need the launcher.
     """
     if "_2p" not in battery._runs:
-        battery._runs["_2p"] = launch(battery.spec, battery.arch.name, Path(battery.workdir("two-processes")))
+        battery._runs["_2p"] = launch(battery.spec, battery.arch.name, Path(battery.workdir("two-processes")), built=battery.arch)
     return battery._runs["_2p"]
 
 
-def launch(spec: str, arch: str, out: Path, timeout: int = 300, method: str | None = None) -> dict:
-    """Run the worker on PROCESSES ranks; return {"ranks": [...], "weights": ..., "grads": ..., "start": ...} or {"error": text}."""
-    error = _run_forked(spec, arch, out, timeout) if launch_method(method) == "fork" else _run_torchrun(spec, arch, out, timeout)
+def launch(spec: str, arch: str, out: Path, timeout: int = 300, method: str | None = None, built=None) -> dict:
+    """Run the worker on PROCESSES ranks; return {"ranks": [...], "weights": ..., "grads": ..., "start": ...} or {"error": text}.
+
+    ``built``: the battery's :class:`~mrpc_check.checks.harness.Arch` named ``arch``; forked ranks use it as it
+    is (its tokenizer and tokenized rows), torchrun's fresh interpreters build the family again by name.
+    """
+    forked = launch_method(method) == "fork"
+    error = _run_forked(spec, arch, out, timeout, built) if forked else _run_torchrun(spec, arch, out, timeout)
     if error:
         return {"error": error}
     from safetensors.torch import load_file
@@ -90,7 +95,7 @@ def _last_line(text: str) -> str:
     return lines[-1][:200] if lines else "no output"
 
 
-def _run_forked(spec: str, arch: str, out: Path, timeout: int) -> str | None:
+def _run_forked(spec: str, arch: str, out: Path, timeout: int, built=None) -> str | None:
     """Fork PROCESSES ranks of this process with torchrun's environment; an error line, or None."""
     # Import once here what every rank needs, so the forks share it instead of importing it twice.
     import mrpc_check.checks.harness  # noqa: F401
@@ -127,7 +132,7 @@ def _run_forked(spec: str, arch: str, out: Path, timeout: int) -> str | None:
                 from mrpc_check.checks.harness import _reset_accelerate
 
                 _reset_accelerate()  # the parent's single-process Accelerate state must not leak into the rank
-                _worker(str(out), spec, arch)
+                _worker(str(out), spec, arch, built)
                 code = 0
             except BaseException:  # noqa: BLE001 - written to the rank's log, read back by the parent
                 import traceback
@@ -208,18 +213,19 @@ def group_seen() -> dict:
     return seen
 
 
-def _worker(out_dir: str, spec: str, arch_name: str) -> None:
+def _worker(out_dir: str, spec: str, arch_name: str, built=None) -> None:
     from safetensors.torch import save_file
 
     from mrpc_check.checks.contract import capabilities, load_adapter, normalise_output
-    from mrpc_check.checks.harness import ARCHES, make_data
+    from mrpc_check.checks.harness import ARCHES
     from mrpc_check.checks.observe import Observer, RowIndex
     from mrpc_check.pipeline.batching import make_collator
 
     out = Path(out_dir)
     rank = int(os.environ.get("RANK", "0"))
-    arch = ARCHES[arch_name]()
-    data = make_data(arch.tokenizer)
+    # A forked rank shares the parent's family (tokenizer, tokenized rows): no tokenizer to load or train again.
+    arch = built if built is not None else ARCHES[arch_name]()
+    data = arch.data()
     rows = RowIndex({"train": data["train"], "validation": data["validation"]}, arch.tokenizer.pad_token_id or 0)
     model = arch.make_model(0)
     model.eval()

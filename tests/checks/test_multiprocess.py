@@ -47,7 +47,7 @@ def test_a_rank_that_fails_is_one_line_naming_the_rank_and_the_other_is_not_wait
 
     import mrpc_check.checks.distributed as distributed
 
-    def dies(out_dir, spec, arch):
+    def dies(out_dir, spec, arch, built=None):
         if os.environ["RANK"] == "1":
             time.sleep(300)  # as a rank blocked in a collective its peer never joins
         raise RuntimeError("rank fell over")
