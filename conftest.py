@@ -100,9 +100,13 @@ def pytest_collection_finish(session):
     process's time. Garbage made during collection is collected first, so nothing frozen is garbage;
     objects the tests make later are collected as usual until their module ends (below).
     """
+    _freeze_survivors()
+
+
+def _freeze_survivors() -> None:
     import gc
 
-    gc.collect()
+    gc.collect()  # first: what is frozen is never collected, so no garbage may be frozen
     gc.freeze()
 
 
@@ -118,12 +122,9 @@ def pytest_runtest_setup(item):
     collection walks them again. The previous module's fixtures are torn down by now, and its
     garbage is collected first, so only live objects are frozen.
     """
-    import gc
-
     module = item.nodeid.split("::")[0]
     if _MODULE["current"] not in (None, module):
-        gc.collect()
-        gc.freeze()
+        _freeze_survivors()
     _MODULE["current"] = module
 
 

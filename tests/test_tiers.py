@@ -108,7 +108,8 @@ def test_tests_that_read_a_shared_training_run_share_an_xdist_group(request):
     suite = request.config.pluginmanager.get_plugin(str(Path(__file__).parent / "conftest.py"))
     readers = [i for i in request.session.items if suite.SHARED_RUNS & set(i.fixturenames)]
     if not readers:
-        pytest.skip("no test reading a shared run collected in this run")
+        pytest.skip("no test reading a shared run collected in this run: run it beside tests/pipeline/test_checkpoint.py "
+                    "or tests/checks/test_recipe_flags.py (the default run collects both)")
     for item in readers:
         groups = [m.args[0] for m in item.iter_markers("xdist_group")]
         assert groups == [f"runs-of-{item.nodeid.split('::')[0]}"], (item.nodeid, groups)

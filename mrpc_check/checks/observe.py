@@ -295,7 +295,7 @@ class Observer:
             lrs=[float(g["lr"]) for g in optimizer.param_groups],
             weight_decays=[float(g.get("weight_decay", 0.0)) for g in optimizer.param_groups],
             grad_norm=norm,
-            updated=frozenset(self._names.get(id(p)) for p in params if p.grad is not None) - {None},
+            updated=frozenset(self._names.get(key) for key in grads) - {None},
             scheduler_calls=self.observation.scheduler_calls,
         )
         record.raw_norm, record.raw_dot = raw_sq ** 0.5, dot
@@ -351,12 +351,17 @@ def _relative_change(before: dict, named) -> float:
     return (diff / max(base, 1e-30)) ** 0.5
 
 
+def _by_device(tensors) -> list:
+    """``tensors`` in one list per device: foreach kernels and torch.stack take one device at a time."""
+    groups: dict = {}
+    for t in tensors:
+        groups.setdefault(t.device, []).append(t)
+    return list(groups.values())
+
+
 def _sum_of_squares(tensors: list) -> float:
     """Sum of the squares of every element of ``tensors``: per-tensor norms (one foreach call per device), summed in float64."""
-    by_device: dict = {}
-    for t in tensors:
-        by_device.setdefault(t.device, []).append(_dense(t))
-    return sum(float(torch.stack(torch._foreach_norm(group)).double().pow(2).sum()) for group in by_device.values())
+    return sum(float(torch.stack(torch._foreach_norm(group)).double().pow(2).sum()) for group in _by_device(map(_dense, tensors)))
 
 
 def _dense(t: torch.Tensor) -> torch.Tensor:
@@ -366,10 +371,7 @@ def _dense(t: torch.Tensor) -> torch.Tensor:
 
 def _total(values: list) -> float:
     """Sum of 0-d tensors in float64, one host sync per device."""
-    by_device: dict = {}
-    for v in values:
-        by_device.setdefault(v.device, []).append(v)
-    return sum(float(torch.stack(group).double().sum()) for group in by_device.values())
+    return sum(float(torch.stack(group).double().sum()) for group in _by_device(values))
 
 
 def training_epochs(observation: Observation, epochs: int) -> list:

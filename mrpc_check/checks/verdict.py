@@ -148,8 +148,8 @@ def judge(battery, name: str, run_check: Optional[Callable] = None) -> Verdict:
         if before.status == "fail" or (before.status == "skip" and before.caused_by):
             # A root that does not fail names an extra of the loop's (it warns, or passes as declared): the checks
             # that its extra breaks say so themselves (extras.extra_explains); the others are judged as usual.
-            if cache[root_of(before)].status == "fail":
-                root = root_of(before)
+            if cache[found := root_of(before)].status == "fail":
+                root = found
                 break
     if root and spec.costly:
         verdict = Verdict(name, "skip", f"not run: it rests on `{root}`, which fails; fix that first", caused_by=root)
