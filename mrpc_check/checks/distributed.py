@@ -76,7 +76,7 @@ def distributed_run(battery) -> dict:
 def launch(spec: str, arch: str, out: Path, timeout: int = 300, method: str | None = None, built=None) -> dict:
     """Run the worker on PROCESSES ranks; return {"ranks": [...], "weights": ..., "grads": ..., "start": ...} or {"error": text}.
 
-    ``built``: the battery's :class:`~mrpc_check.checks.harness.Arch` named ``arch``; forked ranks use it as it
+    ``built``: the battery's model family (its ``harness.Arch``) named ``arch``; forked ranks use it as it
     is (its tokenizer and tokenized rows), torchrun's fresh interpreters build the family again by name.
     """
     forked = launch_method(method) == "fork"
