@@ -179,8 +179,9 @@ def _run_torchrun(spec: str, arch: str, out: Path, timeout: int) -> str | None:
     """Start the ranks with torchrun, fresh interpreters; an error line, or None."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(PROCESSES), "--nnodes", "1",
-           "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "-m", "mrpc_check.checks.distributed",
-           str(out), spec, arch]
+           "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
+           # Without a log folder torchrun makes one in the system temp folder and never removes it.
+           "--log-dir", str(out / "torchrun-logs"), "-m", "mrpc_check.checks.distributed", str(out), spec, arch]
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=os.getcwd())
     except subprocess.TimeoutExpired:

@@ -168,7 +168,7 @@ class Battery:
         self._prototypes: dict[int, torch.nn.Module] = {}
         self._gradients: dict = {}  # reference gradients by (weights, rows, labels): see reference_gradient
         self.verdicts: dict = {}  # check name -> Verdict, judged once (mrpc_check.checks.verdict.judge)
-        self._tmp = tempfile.mkdtemp(prefix="mrpc-battery-")
+        self._tmp: Optional[str] = None  # made by the first workdir(): most batteries never need one
 
     @property
     def resumable(self) -> bool:
@@ -188,13 +188,24 @@ class Battery:
         return feature in self.caps.features
 
     def close(self) -> None:
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        """Remove the folder that resume and 2-process runs wrote in (the runs stay cached)."""
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def __enter__(self) -> "Battery":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def base_run(self) -> "Run":
         """The run most checks read: the base recipe, gradients copied at CAPTURE steps."""
         return self.run("base", capture=CAPTURE)
 
     def workdir(self, name: str) -> str:
+        if self._tmp is None:
+            self._tmp = tempfile.mkdtemp(prefix="mrpc-battery-")
         path = os.path.join(self._tmp, name)
         os.makedirs(path, exist_ok=True)
         return path

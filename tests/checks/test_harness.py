@@ -21,7 +21,8 @@ def test_each_battery_gets_the_same_rows_in_its_own_dataset_objects(bert):
         first.run("reformats")
         assert first.data["train"].format["type"] is None  # the loop's change, on its own battery's view
         assert second.data["train"].format["type"] == "torch" and second.data["validation"].format["type"] == "torch"
-        assert Battery(_loop_that_reformats, bert).data["validation"].format["type"] == "torch"
+        with Battery(_loop_that_reformats, bert) as third:
+            assert third.data["validation"].format["type"] == "torch"
     finally:
         first.close()
         second.close()
@@ -55,3 +56,18 @@ def test_the_battery_runs_on_one_thread_and_puts_the_callers_back(bert):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads)
+
+
+def test_the_battery_makes_its_folder_on_first_use_and_removes_it(bert):
+    """Only resume and the 2-process runs write files: a battery that never needs a folder leaves none
+    behind, and one that does removes it on close() or at the end of a with-block."""
+    import os
+
+    with Battery(_loop_that_reformats, bert) as battery:
+        battery.run("no-files")
+        assert battery._tmp is None
+        folder = battery.workdir("killed")
+        assert os.path.isdir(folder) and battery.workdir("full").startswith(battery._tmp)
+        root = battery._tmp
+    assert not os.path.exists(root) and battery._tmp is None
+    battery.close()  # twice is harmless

@@ -33,6 +33,8 @@ def test_forked_ranks_observe_what_torchrun_ranks_observe(tmp_path):
         (tmp_path / method).mkdir()
         runs[method] = launch("accelerate", "bert", tmp_path / method, method=method)
         assert "error" not in runs[method], runs[method]
+    # torchrun's own logs stay in the run's folder (left to itself it fills the system temp folder).
+    assert any((tmp_path / "torchrun" / "torchrun-logs").iterdir())
     fork, fresh = runs["fork"], runs["torchrun"]
     for a, b in zip(fork["ranks"], fresh["ranks"]):
         assert (a["predictions"], a["final_lrs"], a["forwards"]) == (b["predictions"], b["final_lrs"], b["forwards"])

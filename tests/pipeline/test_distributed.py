@@ -33,7 +33,8 @@ def two_process_run(tmp_path_factory, mrpc_vocab_checkpoint):
     out = tmp_path_factory.mktemp("ddp")
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--nnodes", "1",
-           "--master_addr", "127.0.0.1", "--master_port", str(free_port()), str(WORKER), str(out), str(ACCUM)]
+           "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "--log-dir", str(out / "torchrun-logs"),
+           str(WORKER), str(out), str(ACCUM)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     from safetensors.torch import load_file
@@ -98,8 +99,9 @@ def ddp_assets(tmp_path_factory, mrpc_tokenizer):
 def torchrun_train(model, glue, out, *extra, wait=True):
     """`mrpc-check train --loop accelerate` on 2 CPU processes (batch 4 each, accumulation 2: 6 steps per epoch, 6 epochs)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    logs = out.parent / f"{out.name}-torchrun-logs"  # torchrun's own, out of the system temp folder
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--nnodes", "1", "--master_addr", "127.0.0.1",
-           "--master_port", str(free_port()), "-m", "mrpc_check", "train", "--loop", "accelerate", "--device", "cpu",
+           "--master_port", str(free_port()), "--log-dir", str(logs), "-m", "mrpc_check", "train", "--loop", "accelerate", "--device", "cpu",
            "--model", model, "--data", glue, "--epochs", "6", "--batch-size", "4", "--grad-accum", "2", "--lr", "1e-3",
            "--output-dir", str(out), *extra]
     if wait:
