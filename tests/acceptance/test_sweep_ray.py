@@ -21,9 +21,9 @@ from mrpc_check.acceptance import sweep
 from mrpc_check.acceptance.floors import Floors
 from mrpc_check.pipeline.config import make_config
 
-# In one process only: the file starts a head, kills Ray workers and ends with `ray stop --force` (every Ray
-# process on the machine); under pytest-xdist a worker running it beside the others crashed (seen twice,
-# 2026-12-06). tox -e ray and .ci/run name the file, which runs it in one process.
+# In one process only: the file starts a head and kills its Ray workers; under pytest-xdist a worker running
+# it beside the others crashed (seen twice, 2026-12-06). tox -e ray and .ci/run name the file, which runs it
+# in one process. It touches only the cluster it starts: a user's own Ray processes on the machine live on.
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif("PYTEST_XDIST_WORKER" in os.environ,
                                  reason="starts, kills and stops a Ray cluster: run it in one process "
@@ -41,21 +41,62 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def ray_address():
-    """A Ray head on 127.0.0.1 with 2 CPUs, started as its own process, stopped after."""
+def ray_head():
+    """A Ray head on 127.0.0.1 with 2 CPUs in its own process (``ray start --block``): (address, its process).
+
+    Blocking, the head's raylet and workers are that process's descendants, so the tests kill their own
+    workers only, and SIGTERM to it stops this cluster alone (``ray stop`` would stop every Ray process
+    on the machine, a user's own cluster included).
+    """
     pytest.importorskip("ray", reason="Ray is not installed: pip install 'mrpc_check[ray]' (the tox env 'ray' has it)")
+    import psutil
+
     ray_cli = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit in 107 characters
     port = _free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
-    subprocess.run([ray_cli, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
-                    "--temp-dir", temp, "--include-dashboard", "false", "--disable-usage-stats"],
-                   check=True, capture_output=True, env=env, timeout=180)
+    log = open(os.path.join(temp, "head.log"), "w+")
+    head = subprocess.Popen([ray_cli, "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                             "--num-cpus", "2", "--temp-dir", temp, "--include-dashboard", "false", "--disable-usage-stats"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
-        yield f"127.0.0.1:{port}"
+        # The head writes its address file once its processes are up, before it starts blocking.
+        deadline = time.monotonic() + 180
+        while not os.path.exists(os.path.join(temp, "ray_current_cluster")):
+            if head.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                pytest.fail(f"ray start --head did not come up: {log.read()[-2000:]}")
+            time.sleep(0.1)
+        yield f"127.0.0.1:{port}", psutil.Process(head.pid)
     finally:
-        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=120)
+        family = psutil.Process(head.pid).children(recursive=True) if head.poll() is None else []
+        head.terminate()  # the blocking head stops its raylet, GCS and workers on SIGTERM
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            head.kill()
+            head.wait(timeout=30)
+        for proc in family:  # whatever outlived it (a worker mid-task) goes too: ours, by ancestry
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        log.close()
         shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def ray_address(ray_head):
+    return ray_head[0]
+
+
+@pytest.fixture
+def bystander():
+    """A process named like a Ray task of another cluster on the machine: the tests must leave it alone."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "ray::_task_of_another_cluster"])
+    yield proc
+    proc.kill()
+    proc.wait()
 
 
 @pytest.fixture
@@ -63,8 +104,9 @@ def tiny_cfg(tiny_model_dir, raw_dir):
     return make_config(model=tiny_model_dir, data=raw_dir, epochs=1, max_train_samples=16)
 
 
-def _kill_at_first_checkpoint(seed_dir: Path, how: str, killed: list) -> None:
-    """Once ``seed_dir`` holds a checkpoint, SIGKILL (``kill``) or SIGTERM (``terminate``) every running Ray task."""
+def _kill_at_first_checkpoint(head, seed_dir: Path, how: str, killed: list) -> None:
+    """Once ``seed_dir`` holds a checkpoint, SIGKILL (``kill``) or SIGTERM (``terminate``) every Ray task
+    running under ``head`` (the test's own cluster: another Ray on the machine is left alone)."""
     import psutil
 
     from mrpc_check.pipeline.checkpoint import checkpoints_in
@@ -72,10 +114,13 @@ def _kill_at_first_checkpoint(seed_dir: Path, how: str, killed: list) -> None:
     deadline = time.time() + 300
     while time.time() < deadline and not killed:
         if seed_dir.is_dir() and checkpoints_in(seed_dir):
-            for proc in psutil.process_iter(["cmdline"]):
-                if any("ray::_task" in part for part in (proc.info["cmdline"] or [])):
-                    getattr(proc, how)()
-                    killed.append(proc.pid)
+            for proc in head.children(recursive=True):
+                try:
+                    if any("ray::_task" in part for part in proc.cmdline()):
+                        getattr(proc, how)()
+                        killed.append(proc.pid)
+                except psutil.NoSuchProcess:
+                    pass
             return
         time.sleep(0.02)
 
@@ -109,12 +154,14 @@ def test_a_sweep_through_the_cluster_equals_the_local_one(tmp_path, tiny_cfg, ti
 
 
 @pytest.mark.parametrize("how", ["kill", "terminate"])
-def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(tmp_path, tiny_cfg, ray_address, how):
-    """SIGKILL (the OOM killer, a lost node) and SIGTERM (preemption: the run checkpoints and stops) alike."""
+def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(tmp_path, tiny_cfg, ray_head, bystander, how):
+    """SIGKILL (the OOM killer, a lost node) and SIGTERM (preemption: the run checkpoints and stops) alike;
+    a Ray task of another cluster on the machine (a bystander named like one) is not touched."""
+    ray_address, head = ray_head
     cfg = make_config(tiny_cfg, epochs=30, batch_size=4, checkpoint_every="5")  # 120 optimizer steps
     seed_dir = tmp_path / "ray" / "seed-1"
     killed = []
-    killer = threading.Thread(target=_kill_at_first_checkpoint, args=(seed_dir, how, killed))
+    killer = threading.Thread(target=_kill_at_first_checkpoint, args=(head, seed_dir, how, killed))
     killer.start()
     options = sweep.EngineOptions(engine="ray", address=ray_address, max_retries=2, progress=False)
     on_ray = sweep.run_sweep(cfg, [1], tmp_path / "ray", FLOORS, options=options)
@@ -125,6 +172,7 @@ def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(tmp_path, ti
     uninterrupted = sweep.run_sweep(cfg, [1], tmp_path / "local", FLOORS, progress=False)
     assert [_computed(r) for r in on_ray["runs"]] == [_computed(r) for r in uninterrupted["runs"]]
     assert on_ray["failed"] == []
+    assert bystander.poll() is None, "the test killed a process outside its own cluster"
 
 
 def test_a_seed_that_fails_for_good_is_reported_and_fails_the_verdict(tmp_path, tiny_cfg, ray_address, capsys):
@@ -144,12 +192,12 @@ def test_a_seed_that_fails_for_good_is_reported_and_fails_the_verdict(tmp_path, 
     assert "FAILED" in text and "rests on 1 of 2 seeds" in text
 
 
-def test_a_grid_connects_once_and_a_killed_worker_still_resumes(tmp_path, tiny_cfg, ray_address, monkeypatch):
+def test_a_grid_connects_once_and_a_killed_worker_still_resumes(tmp_path, tiny_cfg, ray_head, monkeypatch):
     """Every grid point's seeds go to one Ray connection (ray.init counted), and a worker killed during the grid's
     second point is retried from its checkpoint there, as in a single sweep."""
     import ray
 
-
+    ray_address, head = ray_head
     inits = []
     real_init = ray.init
 
@@ -162,7 +210,7 @@ def test_a_grid_connects_once_and_a_killed_worker_still_resumes(tmp_path, tiny_c
     points = [{"lr": 1e-4}, {"lr": 3e-4}]
     second = tmp_path / "grid" / sweep.point_name(points[1]) / "seed-1"
     killed = []
-    killer = threading.Thread(target=_kill_at_first_checkpoint, args=(second, "kill", killed))
+    killer = threading.Thread(target=_kill_at_first_checkpoint, args=(head, second, "kill", killed))
     killer.start()
     options = sweep.EngineOptions(engine="ray", address=ray_address, max_retries=2, progress=False)
     grid = sweep.run_grid(cfg, points, [1], tmp_path / "grid", FLOORS, options=options)
