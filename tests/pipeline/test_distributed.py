@@ -28,14 +28,21 @@ WORKER = Path(__file__).with_name("distributed_worker.py")
 ACCUM = 2  # per process: 4 batches of 4 per epoch -> 2 optimizer steps of 2 x 2 x 4 = 16 examples
 
 
+TORCHRUN_ENV = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+
+
+def _torchrun(logs: Path, *args: str) -> list:
+    """torchrun on 2 local CPU processes running ``args``; its own logs in ``logs`` (left to itself, it
+    makes a folder in the system temp folder and never removes it)."""
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--nnodes", "1", "--master_addr", "127.0.0.1",
+            "--master_port", str(free_port()), "--log-dir", str(logs), *args]
+
+
 @pytest.fixture(scope="module")
 def two_process_run(tmp_path_factory, mrpc_vocab_checkpoint):
     out = tmp_path_factory.mktemp("ddp")
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--nnodes", "1",
-           "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "--log-dir", str(out / "torchrun-logs"),
-           str(WORKER), str(out), str(ACCUM)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(_torchrun(out / "torchrun-logs", str(WORKER), str(out), str(ACCUM)), env=TORCHRUN_ENV,
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     from safetensors.torch import load_file
 
@@ -98,15 +105,12 @@ def ddp_assets(tmp_path_factory, mrpc_tokenizer):
 
 def torchrun_train(model, glue, out, *extra, wait=True):
     """`mrpc-check train --loop accelerate` on 2 CPU processes (batch 4 each, accumulation 2: 6 steps per epoch, 6 epochs)."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    logs = out.parent / f"{out.name}-torchrun-logs"  # torchrun's own, out of the system temp folder
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--nnodes", "1", "--master_addr", "127.0.0.1",
-           "--master_port", str(free_port()), "--log-dir", str(logs), "-m", "mrpc_check", "train", "--loop", "accelerate", "--device", "cpu",
-           "--model", model, "--data", glue, "--epochs", "6", "--batch-size", "4", "--grad-accum", "2", "--lr", "1e-3",
-           "--output-dir", str(out), *extra]
+    cmd = _torchrun(out.parent / f"{out.name}-torchrun-logs", "-m", "mrpc_check", "train", "--loop", "accelerate", "--device", "cpu",
+                    "--model", model, "--data", glue, "--epochs", "6", "--batch-size", "4", "--grad-accum", "2", "--lr", "1e-3",
+                    "--output-dir", str(out), *extra)
     if wait:
-        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        return subprocess.run(cmd, env=TORCHRUN_ENV, capture_output=True, text=True, timeout=300)
+    return subprocess.Popen(cmd, env=TORCHRUN_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
 def test_sigterm_on_two_processes_stops_both_at_one_step_and_resume_sees_the_same_data(ddp_assets, tmp_path):
