@@ -245,6 +245,7 @@ class EffectiveRecipe:
     loss: LossFinding = field(default_factory=LossFinding)
     frozen: list = field(default_factory=list)  # tensors the loop set requires_grad=False on
     frozen_prefixes: list = field(default_factory=list)  # the same, as the smallest set of module prefixes
+    added: list = field(default_factory=list)  # tensors the loop added to the model (or beside it) and trains
     dropout: Optional[float] = None  # the dropout rate at the first training forward
     dropout_start: float = 0.0  # the model's own, as handed over
     schedule: Optional[tuple] = None  # (warmup, total, stride, offset) of the fitted linear schedule
@@ -272,6 +273,37 @@ def module_prefixes(names: list, all_names: list) -> list:
         if best not in out:
             out.append(best)
     return out
+
+
+def describe_added(names: list) -> str:
+    """What a loop added, in a reader's words: 'LoRA A/B on query, value; a copy of classifier', else module paths.
+
+    PEFT names its tensors by the module they adapt and a method infix (``lora_A``, ``lora_B``,
+    ``lora_embedding_A``, ``ia3_l``, ``modules_to_save``), then the adapter's name; a tensor of any
+    other kind is shown by its path without the layer index.
+    """
+    import re
+
+    methods: dict = {}
+    copies, other = [], []
+    for name in names:
+        if ".modules_to_save." in name:
+            copies.append(name.split(".modules_to_save.")[0].split(".")[-1])
+            continue
+        found = re.search(r"\.(lora_(?:embedding_)?[AB]|lora_magnitude_vector|ia3_l|oft_\w+|boft_\w+|vera_lambda_\w+|hada_\w+|lokr_\w+)\b", name)
+        if found:
+            method = found.group(1).split("_")[0].upper().replace("LORA", "LoRA")
+            module = name[: found.start()].split(".")[-1]
+            methods.setdefault(method, []).append(module)
+        else:
+            other.append(re.sub(r"\.\d+\.", ".*.", name))
+    parts = []
+    for method, modules in methods.items():
+        kinds = sorted({n.split(f"{method.lower()}_")[-1][:1] for n in names if f".{method.lower()}_" in n.lower()} & {"A", "B"})
+        parts.append(f"{method}{' ' + '/'.join(kinds) if kinds else ''} on {', '.join(dict.fromkeys(modules))}")
+    parts += [f"a copy of {module}" for module in dict.fromkeys(copies)]
+    parts += list(dict.fromkeys(other))[:3] + (["..."] if len(dict.fromkeys(other)) > 3 else [])
+    return "; ".join(parts)
 
 
 def _fmt(x) -> str:
@@ -326,10 +358,14 @@ def _infer(battery) -> EffectiveRecipe:
         mark = "=" if (w, t, stride) == (warmup, total, 1) else ("+" if warmup == 0 and w > 0 and t == total and stride == 1 else "!")
     rows.append(Row("schedule", want, f"{shape} ({len(steps)} optimizer steps)", mark))
     decays = {}
+    trains = set(obs.trainable_at_step if obs.trainable_at_step is not None else obs.trainable)
     for g in obs.groups:
-        kind = "bias/LayerNorm" if g["names"] and all(exempt(n) for n in g["names"]) else "weight"
+        names = [n for n in g["names"] if n in trains]  # a frozen tensor in a group is never updated, nor decayed
+        if not names:
+            continue
+        kind = "bias/LayerNorm" if all(exempt(n) for n in names) else "weight"
         decays.setdefault((g["weight_decay"], kind), 0)
-        decays[(g["weight_decay"], kind)] += len(g["names"])
+        decays[(g["weight_decay"], kind)] += len(names)
     told = ", ".join(f"{d:g} on {n} {kind} tensors" for (d, kind), n in sorted(decays.items(), key=lambda x: x[0][1]))
     rows.append(Row("weight decay", f"{recipe.weight_decay:g}", told or "no param group",
                     "=" if all(math.isclose(d, recipe.weight_decay) or (kind != "weight" and d == 0) for d, kind in decays) else "!"))
@@ -359,14 +395,20 @@ def _infer(battery) -> EffectiveRecipe:
     eff.frozen = [n for n in start if n not in set(at_step)]
     all_names = [n for n, _ in battery.fresh_model(0).named_parameters()]
     eff.frozen_prefixes = module_prefixes(eff.frozen, all_names)
+    eff.added = [n for n in obs.added if n in set(at_step)]  # tensors the loop added and trains (LoRA, a head's copy)
     updated = set().union(*(s.updated for s in steps)) if steps else set()
     idle = [n for n in at_step if n not in updated]
-    trained = f"{len(at_step) - len(idle)} of {len(start)} tensors"
+    own = [n for n in at_step if n not in set(eff.added)]
+    if eff.added:
+        trained = (f"{len(eff.added) - len([n for n in idle if n in set(eff.added)])} tensors the loop added ({describe_added(eff.added)})"
+                   f" and {len(own) - len([n for n in idle if n in set(own)])} of the model's {len(start)}")
+    else:
+        trained = f"{len(at_step) - len(idle)} of {len(start)} tensors"
     if eff.frozen:
         trained += f"; frozen by the loop: {len(eff.frozen)} ({', '.join(eff.frozen_prefixes[:3])}{', ...' if len(eff.frozen_prefixes) > 3 else ''})"
     if idle:
         trained += f"; {len(idle)} trainable but never updated (e.g. {idle[0]})"
-    rows.append(Row("trained tensors", f"all {len(start)}", trained, "+" if eff.frozen else ("!" if idle else "=")))
+    rows.append(Row("trained tensors", f"all {len(start)}", trained, "+" if eff.frozen or eff.added else ("!" if idle else "=")))
     eff.loss = infer_loss(battery, run)
     form = eff.loss.form
     weighted = bool(eff.loss.scale) and any(abs(x - 1) > SAME for x in eff.loss.scale) and not (form and form.class_weights)

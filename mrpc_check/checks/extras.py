@@ -106,6 +106,8 @@ def check_frozen(battery):
     eff = effective_recipe(battery)
     declared = battery.caps.extra("frozen")
     total = len(run.observation.trainable)
+    if (v := _untrained_head(battery, run, eff)) is not None:
+        return v
     if declared:
         want = [n for n in run.observation.trainable if any(n == p or n.startswith(p + ".") for p in declared)]
         if sorted(want) != sorted(eff.frozen):
@@ -120,10 +122,41 @@ def check_frozen(battery):
     if not eff.frozen:
         return ok("frozen", f"all {total} tensors train (none set requires_grad=False)")
     shown = ", ".join(eff.frozen_prefixes[:4]) + (", ..." if len(eff.frozen_prefixes) > 4 else "")
+    if eff.added:  # parameter-efficient fine-tuning: the base frozen, tensors of the loop's own trained instead
+        from mrpc_check.checks.effective import describe_added
+
+        return _present(warn("frozen", f"{len(eff.frozen)} of {total} tensors set requires_grad=False by the loop: {shown}; "
+                             f"trained instead: {len(eff.added)} tensors it added ({describe_added(eff.added)})",
+                             f"the loop freezes {shown} and trains {len(eff.added)} tensors of its own (parameter-efficient "
+                             "fine-tuning) though the recipe trains every tensor of the model",
+                             "if that is the design, declare it: " + declare("frozen", tuple(eff.frozen_prefixes))))
     return _present(warn("frozen", f"{len(eff.frozen)} of {total} tensors set requires_grad=False by the loop: {shown}",
                          f"the loop freezes {shown} though the recipe trains every tensor",
                          "train every tensor (drop the requires_grad=False), or declare the choice: "
                          + declare("frozen", tuple(eff.frozen_prefixes))))
+
+
+def _untrained_head(battery, run, eff) -> Optional[Verdict]:
+    """A failure when the classification head's output projection is frozen and nothing of its shape trains instead.
+
+    The head of a sequence classifier starts from random weights (from_pretrained initialises it): frozen, the
+    logits come from a random projection whatever else trains. Found by shape ((num_labels, hidden), the one
+    weight whose rows are the classes), not by name, so RoBERTa's ``classifier.out_proj`` and a renamed head count.
+    """
+    labels = getattr(getattr(run.model, "config", None), "num_labels", 2)
+    # The last such weight in registration order: the head comes after the encoder (token type embeddings can be (2, h) too).
+    heads = [n for n, p in battery.fresh_model(0).named_parameters() if p.dim() == 2 and p.shape[0] == labels][-1:]
+    frozen = [n for n in heads if n in set(eff.frozen)]
+    if not frozen:
+        return None
+    shape = tuple(dict(battery.fresh_model(0).named_parameters())[frozen[0]].shape)
+    tensors = run.observation.tensors
+    if any(n in tensors and tuple(tensors[n].shape) == shape for n in eff.added):
+        return None  # a copy of the head trains in its place (PEFT's modules_to_save)
+    return _present(fail("frozen", f"{frozen[0]} {shape} frozen by the loop and no tensor of its shape trains",
+                "the classification head is frozen at its random initialisation: the logits come from an untrained projection",
+                "train the head: LoraConfig(task_type='SEQ_CLS') (or modules_to_save=['classifier']) under PEFT, "
+                "or leave the head's requires_grad on"))
 
 
 @check("dropout", oracle="the Dropout modules' rates at the first training forward against the model handed over")

@@ -64,7 +64,7 @@ def compare_step(battery, run, k: int):
     loss = loop_loss(battery)  # the same loop in every run: its own cross-entropy
     # The mean over the step's rows, as the size-weighted mean of its micro-batches' means (the
     # same sum; each micro-batch's gradient is computed once for this check and the clearing one).
-    expected = sum(len(m) / len(rows) * _flat(battery.reference_gradient(record.weights, m, run.train_labels, loss), names)
+    expected = sum(len(m) / len(rows) * _flat(battery.reference_gradient(record.weights, m, run.train_labels, loss, run), names)
                    for m in micro)
     captured = _flat(judged_gradient(battery, run, k), names)
     return _rel(captured, expected), captured, expected, names, micro, record
@@ -77,10 +77,18 @@ def _base(battery):
 def _ready(name, battery, run, needed: int):
     if (v := crashed(name, run)) is not None:
         return v
+    outside = run.observation.outside
+    if outside:
+        return skip(name, f"not judged: the loop trains {len(outside)} tensor(s) outside the model it was handed (e.g. "
+                    f"{outside[0]}), and the oracle recomputes gradients through that model alone")
     steps = run.observation.steps
     if len(steps) < needed or any(steps[k - 1].grads is None for k in CAPTURE if k <= needed):
         return fail(name, f"{len(steps)} optimizer steps observed, {needed} needed",
                     "the optimizer steps too rarely (or not through torch.optim)", "step a torch.optim optimizer once per group")
+    empty = [k for k in CAPTURE if k <= needed and not any(g is not None for g in steps[k - 1].grads.values())]
+    if empty:
+        return fail(name, f"optimizer step {empty[0]} applied no gradient to any tensor it holds",
+                    "the optimizer holds no tensor that backward reaches", "build the optimizer from the trained model's parameters")
     unknown = [k for k in CAPTURE if k <= needed and any(r is None for batch in step_rows(run, k) for r in batch)]
     if unknown:
         return fail(name, f"optimizer step {unknown[0]} trained on rows that match no dataset example",
@@ -129,7 +137,7 @@ def check_accumulation(battery):
         full = len(micro) == accum and len(set(sizes)) == 1
         if not full and len(micro) <= accum:
             # The idiom's gradient: each micro-batch's mean gradient divided by accum.
-            per_batch = [battery.reference_gradient(record.weights, m, run.train_labels, loop_loss(battery)) for m in micro]
+            per_batch = [battery.reference_gradient(record.weights, m, run.train_labels, loop_loss(battery), run) for m in micro]
             idiom = sum(_flat(g, names) for g in per_batch) / accum
             if _rel(captured, idiom) <= TOL:
                 idiom_steps.append((k, sizes, _rel(idiom, expected)))
@@ -227,7 +235,7 @@ def _gradients_cleared(battery):
         micro = step_rows(run, k)
         names = [n for n, g in record.grads.items() if g is not None]
         captured = _flat(record.grads, names)
-        basis = [_flat(battery.reference_gradient(record.weights, m, run.train_labels, loop_loss(battery)), names) for m in micro]
+        basis = [_flat(battery.reference_gradient(record.weights, m, run.train_labels, loop_loss(battery), run), names) for m in micro]
         residual, weights = _span_residual(captured, basis)
         figures.append(f"step {k}: {residual:.1e}")
         if residual <= TOL:

@@ -319,7 +319,8 @@ class Battery:
         return run
 
     # -- oracles computed outside the loop ------------------------------------------------------
-    def reference_gradient(self, weights: dict, rows: list, labels: list, loss: Optional["LossForm"] = None) -> dict:
+    def reference_gradient(self, weights: dict, rows: list, labels: list, loss: Optional["LossForm"] = None,
+                           run: Optional["Run"] = None) -> dict:
         """Gradient of the mean cross-entropy over ``rows`` at ``weights``, one unpadded example at a time.
 
         ``labels`` are the training labels the run was given (permuted in the label control); a
@@ -327,31 +328,45 @@ class Battery:
         of the rows the loop really fed (feeding them is the label control's finding, not this one's).
         ``loss``: the loop's own cross-entropy when the effective recipe found one (label smoothing,
         class weights; :mod:`mrpc_check.checks.effective`), as torch defines it over ``rows``.
+        ``run``: the run ``weights`` were captured in; where its loop added tensors to the model (LoRA
+        matrices, a copy of the head), the gradient is recomputed on a copy of that run's model instead.
         """
         loss = loss if loss is not None and not loss.plain else None
         key = (id(weights), tuple(rows), id(labels), loss)  # the accumulation and clearing checks ask for the same micro-batches
         if key not in self._gradients:
             # The inputs are kept with the result: alive, their ids cannot be reused by other objects.
-            self._gradients[key] = (weights, labels, self._reference_gradient(weights, rows, labels, loss))
+            self._gradients[key] = (weights, labels, self._reference_gradient(weights, rows, labels, loss, run))
         return self._gradients[key][2]
 
-    def model_at(self, weights: dict) -> torch.nn.Module:
-        """A fresh copy of the model with ``weights`` (the captured ones of a step) loaded, in eval mode."""
-        model = self.fresh_model(0)
+    def model_at(self, weights: dict, run: Optional["Run"] = None) -> tuple:
+        """A copy of the model with ``weights`` (the captured ones of a step) loaded, in eval mode, and its named tensors.
+
+        Returns ``(model, named)``: ``named`` maps the observer's names to the copy's tensors. A fresh model
+        unless ``run``'s loop added tensors to the model it trained (then a copy of that model: the names the
+        observer gave every tensor find their copies through deepcopy's memo, whatever the loop renamed).
+        """
+        if run is not None and run.observation.added and not run.observation.outside:
+            memo: dict = {}
+            model = copy.deepcopy(run.model, memo)
+            named = {n: memo[id(t)] for n, t in run.observation.tensors.items() if id(t) in memo}
+        else:
+            model = self.fresh_model(0)
+            named = dict(model.named_parameters())
         with torch.no_grad():
-            for name, param in model.named_parameters():
+            for name, param in named.items():
                 if name in weights:  # frozen parameters are not in the optimizer, so not captured
                     param.copy_(weights[name])
         model.eval()  # dropout is 0 anyway; eval makes that explicit
         model.zero_grad(set_to_none=True)
-        return model
+        return model, named
 
     def label_of(self, row: tuple, labels: list) -> int:
         split, index = row
         return labels[index] if split == "train" else self.eval_labels[index]
 
-    def _reference_gradient(self, weights: dict, rows: list, labels: list, loss: Optional["LossForm"] = None) -> dict:
-        model = self.model_at(weights)
+    def _reference_gradient(self, weights: dict, rows: list, labels: list, loss: Optional["LossForm"] = None,
+                            run: Optional["Run"] = None) -> dict:
+        model, named = self.model_at(weights, run)
         if loss is None:
             for split, index in rows:
                 logits = model(**self.single(split, index)).logits  # (1, num_labels)
@@ -363,7 +378,7 @@ class Battery:
             target = torch.tensor([self.label_of(r, labels) for r in rows])
             weight = torch.tensor(loss.class_weights) if loss.class_weights else None
             torch.nn.functional.cross_entropy(logits, target, weight=weight, label_smoothing=loss.label_smoothing).backward()
-        return {n: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)) for n, p in model.named_parameters()}
+        return {n: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)) for n, p in named.items()}
 
     def single(self, split: str, index: int, device=None) -> dict:
         """One example as a batch of one, no padding (so no mask can matter)."""

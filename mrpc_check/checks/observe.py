@@ -13,6 +13,11 @@ The battery never asks a loop what it did; it watches:
 * the gradient backward produced, before the loop touched it: tensor hooks on every parameter
   sum what autograd hands over in each step, so a clip, a rescale or a leftover shows as the
   difference between that *raw* gradient and the one the step applies;
+* the tensors the loop adds and trains (PEFT's LoRA matrices and ``modules_to_save`` copies, a head it
+  replaces, a wrapper's own tensors): every forward looks for tensors the model did not hold when it
+  was handed over, names them by their path in the model and hooks them like the rest; a tensor an
+  optimizer steps that is not in the model at all but that backward reached is named as outside the
+  model (a tensor no gradient reaches is a copy's, the ``optimizer`` check's bug);
 * which tensors the loop froze (``requires_grad`` at the first step against the start), the
   dropout rates of the first training forward, and weights moved outside the optimizer
   (``register_optimizer_step_post_hook``: the weights a step left against the next step's start
@@ -90,6 +95,16 @@ class Observation:
     # the ones step k + 1 started from (for k + 1 in capture); "end" -> the same between the last step and the run's end.
     moved: dict = field(default_factory=dict)
     scheduler_calls: int = 0  # LRScheduler.step() calls over the whole run
+    # Tensors the loop added: in the model (found by a forward or a step; named by their path there, e.g.
+    # "...query.lora_A.default.weight") and outside it ("(outside the model) ...": stepped, reached by backward).
+    added: list = field(default_factory=list)
+    outside: list = field(default_factory=list)  # the added ones that are not in the model
+    # Name -> the tensor itself, for every tensor named (the model's at the start under their names then, and the added
+    # ones): the gradient oracles find the same tensors in a copy of the trained model through it.
+    tensors: dict = field(default_factory=dict, repr=False, compare=False)
+    # Rates the optimizer applied from its own schedule (schedule-free's group["scheduled_lr"], read after each
+    # step), replacing StepRecord.lrs: True when any step's rate came from there.
+    own_schedule: bool = False
 
     def scheduler_stride(self) -> Optional[int]:
         """Scheduler steps per optimizer step when every step took the same number (2 under a prepared scheduler
@@ -157,6 +172,8 @@ class Observer:
         self.capture = set(capture)
         self.observation = Observation()
         self._names = {id(p): n for n, p in model.named_parameters()}
+        self._count = len(self._names)  # parameters the model held at the last scan
+        self._hooked: set = set()  # ids of the tensors with a gradient hook
         self._signature = inspect.signature(model.forward)
         self._handles: list = []
         self._pending: Optional[ForwardRecord] = None
@@ -179,11 +196,49 @@ class Observer:
             from torch.optim.optimizer import register_optimizer_step_post_hook
 
             self._handles.append(register_optimizer_step_post_hook(self._after_step))
-        self._handles += [p.register_hook(self._gradient_hook(p)) for p in self.model.parameters() if p.requires_grad]
+        from torch.optim.optimizer import register_optimizer_step_post_hook
+
+        self._handles.append(register_optimizer_step_post_hook(self._read_own_schedule))
+        for name, p in self.model.named_parameters():
+            self.observation.tensors[name] = p
+            if p.requires_grad:
+                self._hook(p)
         self.observation.trainable = [n for n, p in self.model.named_parameters() if p.requires_grad]
         rates = [m.p for m in self.model.modules() if isinstance(m, torch.nn.Dropout)]
         self.observation.dropout = float(max(rates, default=0.0))
         return self
+
+    def _hook(self, param: torch.Tensor) -> None:
+        if id(param) not in self._hooked:
+            self._hooked.add(id(param))
+            self._handles.append(param.register_hook(self._gradient_hook(param)))
+
+    def _scan(self) -> None:
+        """Name and hook the tensors the loop added to the model since the last look (PEFT injects its own in place)."""
+        params = list(self.model.named_parameters())
+        if len(params) == self._count and all(id(p) in self._names for _, p in params[-1:]):
+            return  # nothing added (the cheap test first: this runs before every forward)
+        self._count = len(params)
+        for name, p in params:
+            if id(p) not in self._names:
+                self._add(name, p)
+
+    def _add(self, name: str, param: torch.Tensor, outside: bool = False) -> None:
+        self._names[id(param)] = name
+        self.observation.tensors[name] = param
+        self.observation.added.append(name)
+        if outside:
+            self.observation.outside.append(name)
+        if param.requires_grad:
+            self._hook(param)
+
+    def _adopt(self, optimizer) -> None:
+        """Name the tensors ``optimizer`` steps that the model does not hold but backward reached (a head outside it)."""
+        for g, group in enumerate(optimizer.param_groups):
+            for i, p in enumerate(group["params"]):
+                if id(p) not in self._names and p.grad is not None:
+                    shape = "x".join(map(str, p.shape))
+                    self._add(f"(outside the model) optimizer {len(self._optimizers)} group {g} tensor {i} ({shape})", p, outside=True)
 
     def _gradient_hook(self, param: torch.Tensor):
         """A tensor hook: at the parameter's first gradient of a step, what .grad already held."""
@@ -208,7 +263,9 @@ class Observer:
         self._handles = []
         _WATCHERS[:] = [w for w in _WATCHERS if w is not self.observation]  # by identity: observations compare by value
         last = list(self._optimizers.values())[-1:] if self._optimizers else []
-        self.observation.final_lrs = [float(g["lr"]) for o in last for g in o.param_groups]
+        # After the last step the rate the next step would take: a scheduler's, or a self-scheduling optimizer's last.
+        self.observation.final_lrs = [float(g["scheduled_lr"] if self.observation.own_schedule and "scheduled_lr" in g else g["lr"])
+                                      for o in last for g in o.param_groups]
         self.observation.optimizers = len(self._optimizers)
         if self._left is not None:
             self.observation.moved["end"] = _relative_change(self._left, self.model.named_parameters())
@@ -226,6 +283,7 @@ class Observer:
         return bound
 
     def _before_forward(self, module, args, kwargs):
+        self._scan()  # before the forward, so that this forward's backward reaches the hooks of what the loop added
         if self.observation.dropout_at_train is None and torch.is_grad_enabled():
             rates = [m.p for m in self.model.modules() if isinstance(m, torch.nn.Dropout) and m.training]
             self.observation.dropout_at_train = float(max(rates, default=0.0))
@@ -270,8 +328,13 @@ class Observer:
     def _before_step(self, optimizer, args, kwargs):
         if isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer):
             return  # a wrapper (e.g. Accelerate's) whose inner optimizer reports the same step
+        self._scan()
+        if id(optimizer) not in self._optimizers:
+            self._adopt(optimizer)
         if self.observation.trainable_at_step is None:
-            self.observation.trainable_at_step = [n for n, p in self.model.named_parameters() if p.requires_grad]
+            # By the names the tensors had at the start (PEFT moves a Linear's weight to ".base_layer.weight").
+            self.observation.trainable_at_step = [self._names[id(p)] for p in self.model.parameters() if p.requires_grad] + [
+                n for n in self.observation.outside if self.observation.tensors[n].requires_grad]
         if id(optimizer) not in self._optimizers:
             for g in optimizer.param_groups:
                 names = [self._names.get(id(p)) for p in g["params"]]
@@ -310,6 +373,15 @@ class Observer:
         self.observation.steps.append(record)
         self._seen = set()
         self._raw = {}
+
+    def _read_own_schedule(self, optimizer, args, kwargs):
+        """The rate the step applied where the optimizer schedules itself (schedule-free: warmup inside the optimizer)."""
+        if isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer) or not self.observation.steps:
+            return
+        own = [g.get("scheduled_lr") for g in optimizer.param_groups]
+        if all(isinstance(x, (int, float)) for x in own):
+            self.observation.steps[-1].lrs = [float(x) for x in own]
+            self.observation.own_schedule = True
 
     def _after_step(self, optimizer, args, kwargs):
         if isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer):

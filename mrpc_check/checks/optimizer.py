@@ -46,14 +46,24 @@ def decay_recipe(battery):
     return battery.base.replace(weight_decay=VARIANT_DECAY)
 
 
-def _decays(groups: list) -> dict:
-    """Parameter name -> the weight decay its group applies."""
-    return {n: g["weight_decay"] for g in groups for n in g["names"]}
+def _decays(groups: list, trained=None) -> dict:
+    """Parameter name -> the weight decay its group applies; only the tensors in ``trained`` when given.
+
+    A frozen tensor in a group gets no gradient and so no update, decay included (AdamW skips it): a LoRA
+    loop's ``AdamW(model.parameters())`` holds the frozen base beside the adapters, and only these decay.
+    """
+    keep = set(trained) if trained is not None else None
+    return {n: g["weight_decay"] for g in groups for n in g["names"] if keep is None or n in keep}
 
 
-def _decay_problem(groups: list, want: float, declared: bool):
+def trained_names(observation) -> list:
+    """The tensors the loop trains: trainable at the first optimizer step (the ones it added included)."""
+    return observation.trainable_at_step if observation.trainable_at_step is not None else observation.trainable
+
+
+def _decay_problem(groups: list, want: float, declared: bool, trained=None):
     """(figure, bug, fix) when a trainable tensor that should decay by ``want`` does not; else None."""
-    decays = _decays(groups)
+    decays = _decays(groups, trained)
     plain = {n: d for n, d in decays.items() if not exempt(n)}
     wrong = {n: d for n, d in plain.items() if not math.isclose(d, want, rel_tol=1e-9, abs_tol=1e-12)}
     if not wrong:
@@ -85,8 +95,7 @@ def check_optimizer(battery):
     # Trainable when the optimizer first steps: tensors the loop froze itself are the `frozen` check's choice to
     # name, and a frozen tensor in a group is harmless (it gets no gradient, so the optimizer skips it).
     start = base.observation.trainable
-    at_step = base.observation.trainable_at_step
-    trainable = at_step if at_step is not None else start
+    trainable = trained_names(base.observation)
     counted = Counter(n for g in groups for n in g["names"])
     missing = [n for n in trainable if n not in counted]
     twice = [n for n, c in counted.items() if c > 1]
@@ -95,7 +104,8 @@ def check_optimizer(battery):
     if missing:
         return fail("optimizer", f"{len(missing)} of {len(trainable)} trainable tensors in no param group, e.g. {missing[0]}",
                     f"trainable parameters left out of the optimizer: they never train ({MEMBERSHIP} are not the model's trainable ones)",
-                    "build the optimizer from model.named_parameters() (every tensor with requires_grad), after any re-wrapping")
+                    "build the optimizer from model.named_parameters() (every tensor with requires_grad), after any re-wrapping "
+                    "(after get_peft_model under PEFT)")
     if twice:
         return fail("optimizer", f"{len(twice)} tensors in two optimizers' groups, e.g. {twice[0]}",
                     f"a parameter is stepped twice per step ({MEMBERSHIP} overlap)", "give every parameter to exactly one optimizer and group")
@@ -109,19 +119,21 @@ def check_optimizer(battery):
     if not math.isclose(peak, want, rel_tol=1e-6):
         return fail("optimizer", f"peak learning rate {peak:g} (initial_lr of the param groups), recipe {want:g}",
                     "the optimizer's learning rate is not the recipe's", "pass lr=recipe.lr to the optimizer")
-    problem = _decay_problem(groups, base.recipe.weight_decay, battery.declares("weight_decay"))
+    problem = _decay_problem(groups, base.recipe.weight_decay, battery.declares("weight_decay"), trainable)
     if problem:
         return fail("optimizer", *problem)
-    tensors = f"{len(trainable)} trainable tensors in {len(groups)} group(s), peak lr {peak:g}"
+    added = [n for n in trainable if n in set(base.observation.added)]
+    tensors = (f"{len(trainable)} trainable tensors" + (f" ({len(added)} added by the loop)" if added else "")
+               + f" in {len(groups)} group(s), peak lr {peak:g}")
     if not battery.declares("weight_decay"):
         return ok("optimizer", f"{tensors}, weight decay 0 as the recipe says (weight decay declared absent: not varied)")
     variant = battery.run("decay", decay_recipe(battery))
     if (v := crashed("optimizer", variant)) is not None:
         return v
-    problem = _decay_problem(variant.observation.groups, VARIANT_DECAY, True)
+    problem = _decay_problem(variant.observation.groups, VARIANT_DECAY, True, trained_names(variant.observation))
     if problem:
         return fail("optimizer", f"run 'decay': {problem[0]}", *problem[1:])
-    decays = _decays(variant.observation.groups)
+    decays = _decays(variant.observation.groups, trained_names(variant.observation))
     decayed_exempt = [n for n, d in decays.items() if exempt(n) and d > 0]
     n_exempt = sum(exempt(n) for n in decays)
     if decayed_exempt:
