@@ -26,7 +26,8 @@ Optional attributes on the adapter:
 * ``extras = {...}``: what the loop does that the recipe never asks for, on purpose (:data:`EXTRAS`):
   ``{"max_grad_norm": 1.0}`` for a clip fixed in the loop, ``{"label_smoothing": 0.1}``,
   ``{"class_weights": (1.0, 2.0)}``, ``{"frozen": ("bert.embeddings",)}`` (name prefixes),
-  ``{"warmup_steps": 10}``, ``{"dropout": 0.1}``. The battery observes every extra whether declared
+  ``{"warmup_steps": 10}``, ``{"dropout": 0.1}``, ``{"schedule": "constant"}`` (no lr scheduler: a
+  schedule-free optimizer keeps the rate at its peak). The battery observes every extra whether declared
   or not (the effective recipe, :mod:`mrpc_check.checks.effective`); an undeclared one is named as
   its own root cause (a warning), a declared one that the run shows passes, a declared one the run
   contradicts fails.
@@ -72,6 +73,7 @@ EXTRAS = {
     "frozen": "name prefixes of the tensors the loop freezes (requires_grad=False), e.g. ('bert.embeddings',)",
     "warmup_steps": "a warmup fixed in the loop, in optimizer steps, where the recipe has none",
     "dropout": "the dropout rate the loop sets on the model's Dropout modules for training",
+    "schedule": "'constant': no lr scheduler, the rate stays at its peak after any warmup (a schedule-free optimizer)",
 }
 """What a loop may declare it does beyond the recipe (``adapter.extras``), each with what it stands for."""
 
@@ -156,6 +158,9 @@ def _extras(declared, name: str) -> tuple:
                 value = tuple(float(v) for v in value)
                 if len(value) < 2 or min(value) <= 0:
                     raise ValueError("one positive weight per class")
+            elif key == "schedule":
+                if value != "constant":
+                    raise ValueError("the one schedule a loop may declare instead of the recipe's is 'constant'")
             elif key == "warmup_steps":
                 if int(value) != value or value < 1:
                     raise ValueError("a whole number of steps >= 1")

@@ -328,7 +328,7 @@ def _infer(battery) -> EffectiveRecipe:
     from mrpc_check.checks.evaluation import eval_passes
     from mrpc_check.checks.grouping import expected_groups, observed_groups
     from mrpc_check.checks.optimizer import exempt
-    from mrpc_check.checks.schedule import infer_schedule, warmup_of, fed_steps
+    from mrpc_check.checks.schedule import constant_after_warmup, fed_steps, fractional_warmup, infer_schedule, warmup_of
 
     run = battery.base_run()
     recipe, obs = run.recipe, run.observation
@@ -348,9 +348,20 @@ def _infer(battery) -> EffectiveRecipe:
     final = obs.final_lrs[0] if obs.final_lrs else float("nan")
     eff.schedule = infer_schedule(lrs, final, peak, strides=(1, max(1, recipe.grad_accum)), expect=(warmup, total)) if lrs else None
     want = f"linear, warmup {warmup}, {total} steps to 0"
-    if eff.schedule is None:
+    constant = constant_after_warmup(run) if lrs else None
+    if constant is not None and not (total > constant and lrs and math.isclose(final, 0.0)):
+        eff.schedule = (constant, None, 1, 0)
+        shape = (f"constant at the peak after a warmup of {constant}" if constant else "constant at the peak") + (
+            " (no lr scheduler; the optimizer schedules itself)" if obs.own_schedule else
+            " (no lr scheduler)" if obs.scheduler_calls == 0 else "")
+        mark = "+" if battery.caps.extra("schedule") == "constant" else "!"
+    elif eff.schedule is None:
         flat = lrs and all(math.isclose(x, lrs[0], rel_tol=1e-9) for x in lrs + [final])
-        shape, mark = ("constant" if flat else "not a linear schedule with warmup"), "!"
+        fractional = fractional_warmup(lrs, final, peak) if lrs and peak > 0 else None
+        shape, mark = ("constant" if flat else f"linear, warmup {fractional[0]:.3g} (a fraction of a step), {fractional[1]} steps to 0"
+                       if fractional else "not a linear schedule with warmup"), "!"
+        if fractional:
+            eff.schedule = (round(fractional[0], 6), fractional[1], 1, 0)
     else:
         w, t, stride, _ = eff.schedule
         shape = f"linear, warmup {w}, " + (f"{t} steps to 0" if t is not None else "never reaches its peak") + (

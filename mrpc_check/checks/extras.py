@@ -204,6 +204,12 @@ def check_outside_updates(battery):
                     "trained, or a manual update): the optimizer's next step starts from other weights than its last left",
                     "keep an EMA in a separate copy (torch.optim.swa_utils.AveragedModel) and evaluate that copy, or update "
                     "the weights only through optimizer.step()")
+    if run.observation.own_schedule:  # schedule-free: optimizer.eval() swaps in the average it evaluates, by design
+        return _present(warn("outside_updates", f"weights changed outside the optimizer {where}",
+                             "the weights evaluated are the schedule-free optimizer's average (optimizer.eval() swaps them in), "
+                             "not the last step's",
+                             "nothing to change if that is the design (call optimizer.eval() before evaluating and saving, "
+                             "optimizer.train() before training); say so where the results are reported"))
     return _present(warn("outside_updates", f"weights changed outside the optimizer {where}",
                          "the weights evaluated are not the last optimizer step's (an EMA or average copied in, or a "
                          "best checkpoint reloaded after training)",

@@ -209,6 +209,74 @@ def prepared_scheduler_diagnosis(recipe, w: int, t, total: int, warmup: int, pro
             "the prepared loader and do not pass it to prepare")
 
 
+def constant_after_warmup(run) -> Optional[int]:
+    """The warmup (in optimizer steps) after which every rate, the final one included, is the peak; None if none such.
+
+    A loop with no lr scheduler, or a schedule-free optimizer (its warmup inside the optimizer, which
+    reaches the peak one step earlier than transformers' linear warmup: step k takes (k + 1) / warmup).
+    """
+    steps = run.observation.steps
+    if not steps:
+        return None
+    lrs = [s.lrs[0] for s in steps] + list(run.observation.final_lrs[:1])
+    peak = max(lrs)
+    if peak <= 0:
+        return None
+    first = next(i for i, lr in enumerate(lrs) if math.isclose(lr, peak, rel_tol=1e-6))
+    if not all(math.isclose(lr, peak, rel_tol=1e-6) for lr in lrs[first:]) or first == len(steps):
+        return None
+    # Rising linearly up to the peak, from 0 (k / w, transformers) or one step ahead ((k + 1) / w, schedule-free).
+    for lead in (0, 1):
+        w = first + lead
+        if all(math.isclose(lrs[k], peak * (k + lead) / w, rel_tol=1e-5, abs_tol=1e-12) for k in range(first)):
+            return w if first else 0
+    return None
+
+
+def fractional_warmup(lrs: list, final: float, peak: float) -> Optional[tuple]:
+    """``(warmup, total)`` when the rates are a linear schedule whose warmup is a fraction of a step, else None.
+
+    ``get_linear_schedule_with_warmup(num_warmup_steps=0.06 * total)`` gives 0 at step 0 (0 / max(1, w)), then
+    the decay (total - k) / (total - w) from step 1: two points of the decay give total and w.
+    """
+    fractions = [lr / peak for lr in lrs] + [final / peak]
+    if len(fractions) < 4 or fractions[0] != 0.0 or not 0 < fractions[1] < 1 or not 0 < fractions[2] < fractions[1]:
+        return None
+    f1, f2 = fractions[1], fractions[2]
+    total = (f1 * 2 - f2 * 1) / (f1 - f2)
+    warmup = total - (total - 1) / f1
+    if not 0 < warmup < 1 or abs(total - round(total)) > 1e-3:
+        return None
+    total = round(total)
+    if all(math.isclose(f, max(0.0, (total - k) / (total - warmup)), rel_tol=1e-5, abs_tol=1e-9)
+           for k, f in enumerate(fractions) if k >= 1):
+        return warmup, total
+    return None
+
+
+def self_scheduled(run, recipe, warmup: int) -> Optional[tuple]:
+    """(bug, fix) for rates that no lr scheduler made: constant at the peak, or a warmup given as a fraction of a step."""
+    obs = run.observation
+    lrs = [s.lrs[0] for s in obs.steps]
+    final = obs.final_lrs[0] if obs.final_lrs else float("nan")
+    fractional = fractional_warmup(lrs, final, recipe.lr) if lrs and recipe.lr > 0 else None
+    if fractional is not None:
+        w, t = fractional
+        return (f"a warmup of {w:.3g} optimizer steps: num_warmup_steps given as a fraction of the total ({w / t:.3g} x {t}) "
+                "and not rounded, so the rate is 0 at the first step and then jumps onto the decay",
+                f"num_warmup_steps=math.ceil(ratio x total) (an int), from recipe.warmup_steps / warmup_ratio ({warmup} here)")
+    w = constant_after_warmup(run)
+    if w is None:
+        return None
+    where = ("inside the optimizer (its own warmup_steps)" if obs.own_schedule else "") if w else ""
+    had = f" after a warmup of {w} step{'s' if w != 1 else ''}{' ' + where if where else ''}" if w else ""
+    scheduler = ("no lr scheduler (a schedule-free optimizer keeps its rate at the peak)" if obs.own_schedule
+                 else "no lr scheduler stepped" if obs.scheduler_calls == 0 else "the scheduler keeps the rate constant")
+    return (f"{scheduler}: the rate stays at the peak {recipe.lr:g}{had} instead of decaying linearly to 0",
+            "step a linear scheduler once per optimizer step (get_scheduler('linear', optimizer, num_warmup_steps, "
+            "num_training_steps)), or declare the choice: adapter.extras = {'schedule': 'constant'}")
+
+
 def schedule_verdict(name: str, run, processes: int = 1, recipe=None) -> Verdict:
     """The closed form's verdict on ``run`` (judged against ``recipe``, the run's own by default)."""
     recipe = recipe or run.recipe
@@ -225,6 +293,9 @@ def schedule_verdict(name: str, run, processes: int = 1, recipe=None) -> Verdict
     for k, record in enumerate(steps):
         want = linear_lr(recipe, k, total)
         if not math.isclose(record.lrs[0], want, rel_tol=1e-6, abs_tol=1e-12):
+            if processes == 1 and (found := self_scheduled(run, recipe, warmup)) is not None:
+                return fail(name, f"step {k + 1} of {total} used lr {record.lrs[0]:.6g}, closed form {want:.6g} "
+                            f"(warmup {warmup}, peak {recipe.lr:g})", *found)
             bug, fix = diagnose(recipe, [r.lrs[0] for r in steps], final, total, warmup, processes, micro,
                                 run.observation.scheduler_stride())
             return fail(name, f"step {k + 1} of {total} used lr {record.lrs[0]:.6g}, closed form {want:.6g} "
@@ -247,6 +318,8 @@ def check_schedule(battery):
     warning unless ``adapter.extras`` declares it.
     """
     declared = battery.caps.extra("warmup_steps")
+    if battery.caps.extra("schedule") == "constant":
+        return _declared_constant(battery)
     extras = []
     for run in (battery.base_run(), battery.run("clip", clip_recipe(battery))):
         if (v := crashed("schedule", run)) is not None:
@@ -284,6 +357,30 @@ def check_schedule(battery):
     if not battery.declares("warmup"):
         return ok("schedule", f"{steps} steps, every lr the closed form without warmup (warmup declared absent), final lr 0.0")
     return ok("schedule", f"warmup as 2 steps and as ratio 0.5: {steps} steps each, every lr the closed form, final lr 0.0")
+
+
+def _declared_constant(battery) -> Verdict:
+    """A loop that declares no decay (``extras = {'schedule': 'constant'}``): the rate is the peak after the recipe's warmup."""
+    figures = []
+    for run in (battery.base_run(), battery.run("clip", clip_recipe(battery))):
+        if (v := crashed("schedule", run)) is not None:
+            return v
+        total = fed_steps(run)
+        want = warmup_of(run.recipe, total)
+        if len(run.observation.steps) != total:
+            return explained_by(battery, fail("schedule", f"run {run.name!r}: {len(run.observation.steps)} optimizer steps, expected {total}",
+                                              "steps lost or added", "step once per group of grad_accum micro-batches"), "grouping")
+        w = constant_after_warmup(run)
+        if w is None:
+            return fail("schedule", f"run {run.name!r}: rates {', '.join(f'{s.lrs[0]:.3g}' for s in run.observation.steps[:4])}, ...",
+                        "declared a constant schedule (adapter.extras) but the rate does not stay at its peak",
+                        "remove 'schedule' from adapter.extras, or keep the rate constant after the warmup")
+        if w != want:
+            return fail("schedule", f"run {run.name!r}: warmup of {w} steps, recipe {want}",
+                        f"the rate reaches its peak after {w} steps, not the recipe's warmup of {want}",
+                        "pass the recipe's warmup to the optimizer (schedule-free: warmup_steps=recipe.warmup_steps)")
+        figures.append(f"run {run.name!r}: warmup {w}, then the peak {run.recipe.lr:g} for {total - w} steps")
+    return Verdict("schedule", "pass", "; ".join(figures) + "; no decay, as declared in adapter.extras", extra=True)
 
 
 def extra_warmup(run) -> Optional[int]:

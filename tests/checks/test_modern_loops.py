@@ -1,0 +1,271 @@
+"""Loops as people fine-tune today: tensors the loop adds (PEFT LoRA), optimizers that schedule themselves
+(schedule-free), a warmup given as a fraction of a step, a head outside the model.
+
+Each correct loop is judged right on what it does, and each planted bug is still caught on it: the battery
+watches the tensors the loop trains, not only the model's own. peft and schedulefree are pinned test extras;
+their tests skip naming the install where they are absent.
+"""
+
+import math
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from mrpc_check.checks.battery import run_battery
+
+
+def _needs(name):
+    return pytest.importorskip(name, reason=f"{name} is a test extra: pip install -e '.[test]'")
+
+
+def _evaluate(model, eval_dataset, collator, batch_size):
+    model.eval()
+    predictions = []
+    with torch.no_grad():
+        for batch in DataLoader(eval_dataset, batch_size=batch_size, collate_fn=collator):
+            predictions += model(**batch).logits.argmax(-1).tolist()
+    return predictions
+
+
+def lora_loop(*, head=True, optimizer_first=False, zero_grad=True, lora_dropout=0.0):
+    """A LoRA loop as PEFT's sequence-classification example writes it, with one planted bug at a time.
+
+    ``optimizer_first``: the optimizer built from the model before get_peft_model (it holds the base, now frozen,
+    and none of the LoRA tensors). ``head=False``: LoRA without task_type, so no copy of the classifier trains.
+    ``zero_grad=False``: gradients never cleared.
+    """
+
+    def adapter(model, train_dataset, eval_dataset, collator, recipe):
+        from peft import LoraConfig, get_peft_model
+        from transformers import get_linear_schedule_with_warmup
+
+        torch.manual_seed(recipe.seed)
+        if optimizer_first:
+            optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        config = (LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, lora_dropout=lora_dropout) if head else
+                  LoraConfig(r=8, lora_alpha=16, lora_dropout=lora_dropout, target_modules=["query", "value"]))
+        model = get_peft_model(model, config)
+        if not optimizer_first:
+            optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        loader = DataLoader(train_dataset, shuffle=True, batch_size=recipe.batch_size, collate_fn=collator)
+        total = len(loader) * recipe.epochs
+        scheduler = get_linear_schedule_with_warmup(optimizer, recipe.warmup_steps or math.ceil(recipe.warmup_ratio * total), total)
+        for _ in range(recipe.epochs):
+            model.train()
+            for batch in loader:
+                model(**batch).loss.backward()
+                optimizer.step()
+                scheduler.step()
+                if zero_grad:
+                    optimizer.zero_grad()
+        return _evaluate(model, eval_dataset, collator, recipe.eval_batch_size)
+
+    adapter.supports = {"warmup", "weight_decay"}
+    return adapter
+
+
+CHECKS = ["optimizer", "frozen", "gradients_cleared"]
+
+
+class TestLora:
+    def test_the_tensors_it_adds_are_seen_training_and_judged(self, bert):
+        _needs("peft")
+        verdicts = run_battery(lora_loop(), bert, checks=CHECKS)
+        got = {v.check: v for v in verdicts}
+        # Judged on the tensors that train: AdamW(model.parameters()) decays the head copy's bias at the variant decay.
+        assert got["optimizer"].status == "warn", got["optimizer"].message()
+        assert "1 of 1 bias/LayerNorm" in got["optimizer"].figure and "modules_to_save.default.bias" in got["optimizer"].figure
+        # The gradient oracle recomputes on a copy of the LoRA model: exact, so it can pass (and fail, below).
+        assert got["gradients_cleared"].status == "pass", got["gradients_cleared"].message()
+        assert got["frozen"].status == "warn" and "trains 10 tensors of its own" in got["frozen"].bug, got["frozen"].message()
+        effective = verdicts.effective
+        assert len(effective.added) == 10 and any("lora_B" in n for n in effective.added), effective.added
+        row = next(r for r in effective.rows if r.name == "trained tensors")
+        assert row.observed.startswith("10 tensors the loop added (LoRA A/B on query, value; a copy of classifier)"), row.observed
+        assert "trainable but never updated" not in row.observed
+
+    def test_lora_b_is_updated_from_zero(self, bert):
+        """Observed, not inferred: lora_B starts at 0 (PEFT's init) and the steps the battery saw moved it."""
+        _needs("peft")
+        from mrpc_check.checks.harness import Battery
+
+        with Battery(lora_loop(), bert) as battery:
+            run = battery.base_run()
+            names = [n for n in run.observation.added if "lora_B" in n]
+            assert names and all(n in run.observation.steps[0].updated for n in names)
+            assert all(float(run.observation.tensors[n].detach().abs().max()) > 0 for n in names)
+            assert all(float(run.observation.steps[0].weights[n].abs().max()) == 0 for n in names)
+
+    def test_an_optimizer_built_before_get_peft_model_fails_optimizer(self, bert):
+        _needs("peft")
+        got = {v.check: v for v in run_battery(lora_loop(optimizer_first=True), bert, checks=["optimizer"])}
+        verdict = got["optimizer"]
+        assert verdict.status == "fail" and "lora_A" in verdict.figure and "get_peft_model" in verdict.fix, verdict.message()
+
+    def test_no_trained_head_fails_frozen_by_name(self, bert):
+        _needs("peft")
+        got = {v.check: v for v in run_battery(lora_loop(head=False), bert, checks=["frozen"])}
+        verdict = got["frozen"]
+        assert verdict.status == "fail" and "classification head" in verdict.bug and "classifier.weight" in verdict.figure, verdict.message()
+
+    def test_gradients_never_cleared_still_fail_under_lora(self, bert):
+        _needs("peft")
+        got = {v.check: v for v in run_battery(lora_loop(zero_grad=False), bert, checks=["gradients_cleared"])}
+        assert got["gradients_cleared"].status == "fail" and not got["gradients_cleared"].caused_by, got["gradients_cleared"].message()
+
+    def test_lora_dropout_steps_the_gradient_checks_aside(self, bert):
+        _needs("peft")
+        got = {v.check: v for v in run_battery(lora_loop(lora_dropout=0.1), bert, checks=["gradients_cleared", "dropout"])}
+        assert got["dropout"].status == "warn"
+        assert got["gradients_cleared"].status == "skip" and got["gradients_cleared"].caused_by == "dropout"
+
+
+def schedule_free_loop(*, warmup_from_recipe=True):
+    def adapter(model, train_dataset, eval_dataset, collator, recipe):
+        import schedulefree
+
+        torch.manual_seed(recipe.seed)
+        loader = DataLoader(train_dataset, shuffle=True, batch_size=recipe.batch_size, collate_fn=collator)
+        total = len(loader) * recipe.epochs
+        warmup = (recipe.warmup_steps or math.ceil(recipe.warmup_ratio * total)) if warmup_from_recipe else 0
+        optimizer = schedulefree.AdamWScheduleFree(model.parameters(), lr=recipe.lr, warmup_steps=warmup)
+        for _ in range(recipe.epochs):
+            model.train()
+            optimizer.train()
+            for batch in loader:
+                model(**batch).loss.backward()
+                optimizer.step()
+                optimizer.zero_grad()
+        optimizer.eval()
+        return _evaluate(model, eval_dataset, collator, recipe.eval_batch_size)
+
+    adapter.supports = {"warmup"}
+    return adapter
+
+
+class TestScheduleFree:
+    def test_the_rate_each_step_applied_is_the_optimizers_own(self, bert):
+        """Closed form of AdamWScheduleFree's warmup: step k (0-based) applies lr x min(1, (k + 1) / warmup_steps)."""
+        _needs("schedulefree")
+        from mrpc_check.checks.harness import Battery
+
+        with Battery(schedule_free_loop(), bert) as battery:
+            run = battery.base_run()
+            lr, warmup = run.recipe.lr, run.recipe.warmup_steps
+            assert [s.lrs[0] for s in run.observation.steps] == pytest.approx(
+                [lr * min(1.0, (k + 1) / warmup) for k in range(len(run.observation.steps))], rel=1e-9)
+            assert run.observation.own_schedule and run.observation.scheduler_calls == 0
+
+    def test_no_scheduler_is_named_with_its_fix(self, bert):
+        _needs("schedulefree")
+        verdicts = run_battery(schedule_free_loop(), bert, checks=["schedule"])
+        verdict = {v.check: v for v in verdicts}["schedule"]
+        assert verdict.status == "fail" and verdict.bug.startswith("no lr scheduler"), verdict.message()
+        assert "stays at the peak" in verdict.bug and "'schedule': 'constant'" in verdict.fix
+        assert "per micro-batch" not in verdict.bug and "sized" not in verdict.bug
+        row = next(r for r in verdicts.effective.rows if r.name == "schedule")
+        assert row.observed.startswith("constant at the peak after a warmup of 2"), row.observed
+
+    def test_declared_constant_passes_and_an_ignored_warmup_still_fails(self, bert):
+        _needs("schedulefree")
+        adapter = schedule_free_loop()
+        adapter.extras = {"schedule": "constant"}
+        verdict = {v.check: v for v in run_battery(adapter, bert, checks=["schedule"])}["schedule"]
+        assert verdict.status == "pass" and verdict.extra, verdict.message()
+        broken = schedule_free_loop(warmup_from_recipe=False)
+        broken.extras = {"schedule": "constant"}
+        verdict = {v.check: v for v in run_battery(broken, bert, checks=["schedule"])}["schedule"]
+        assert verdict.status == "fail" and "warmup" in verdict.bug, verdict.message()
+
+    def test_the_weight_swap_of_optimizer_eval_stays_a_warning(self, bert):
+        _needs("schedulefree")
+        verdict = {v.check: v for v in run_battery(schedule_free_loop(), bert, checks=["outside_updates"])}["outside_updates"]
+        assert verdict.status == "warn" and "optimizer.eval()" in verdict.bug, verdict.message()
+
+
+def fractional_warmup_loop(model, train_dataset, eval_dataset, collator, recipe):
+    """PEFT's example's warmup: num_warmup_steps = 0.06 x total, a float, never rounded."""
+    from transformers import get_linear_schedule_with_warmup
+
+    torch.manual_seed(recipe.seed)
+    loader = DataLoader(train_dataset, shuffle=True, batch_size=recipe.batch_size, collate_fn=collator)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.0)
+    total = len(loader) * recipe.epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=0.06 * total, num_training_steps=total)
+    model.train()
+    for _ in range(recipe.epochs):
+        for batch in loader:
+            model(**batch).loss.backward()
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+    return _evaluate(model, eval_dataset, collator, recipe.eval_batch_size)
+
+
+fractional_warmup_loop.supports = set()
+
+
+def test_a_fractional_warmup_is_named_as_such(bert):
+    verdicts = run_battery(fractional_warmup_loop, bert, checks=["schedule"])
+    verdict = {v.check: v for v in verdicts}["schedule"]
+    assert verdict.status == "fail" and "0.72 optimizer steps" in verdict.bug and "fraction" in verdict.bug, verdict.message()
+    assert "math.ceil" in verdict.fix and "sized" not in verdict.bug
+    assert verdicts.effective.schedule[:2] == (0.72, 12)
+
+
+class OutsideHead(torch.nn.Module):
+    """The model's encoder under a head of the loop's own, outside the model handed over."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.head = torch.nn.Linear(model.config.hidden_size, 2)
+
+    def forward(self, labels, **inputs):
+        hidden = self.model.bert(**inputs).pooler_output  # (batch, hidden)
+        logits = self.head(hidden)
+        self.model(**inputs)  # the model's own forward too, so the battery sees the rows (its logits unused)
+        return torch.nn.functional.cross_entropy(logits, labels), logits
+
+
+def outside_head_loop(*, copy_in_optimizer=False):
+    def adapter(model, train_dataset, eval_dataset, collator, recipe):
+        import copy
+
+        torch.manual_seed(recipe.seed)
+        wrapper = OutsideHead(model)
+        trained = copy.deepcopy(wrapper) if copy_in_optimizer else wrapper
+        optimizer = torch.optim.AdamW(trained.parameters(), lr=recipe.lr, weight_decay=0.0)
+        loader = DataLoader(train_dataset, shuffle=True, batch_size=recipe.batch_size, collate_fn=collator)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: max(0.0, 1 - k / (len(loader) * recipe.epochs)))
+        wrapper.train()
+        for _ in range(recipe.epochs):
+            for batch in loader:
+                wrapper(**batch)[0].backward()
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+        wrapper.eval()
+        predictions = []
+        with torch.no_grad():
+            for batch in DataLoader(eval_dataset, batch_size=recipe.eval_batch_size, collate_fn=collator):
+                predictions += wrapper(**batch)[1].argmax(-1).tolist()
+        return predictions
+
+    adapter.supports = set()
+    return adapter
+
+
+def test_a_head_outside_the_model_is_named_and_the_gradient_checks_say_why_not(bert):
+    verdicts = run_battery(outside_head_loop(), bert, checks=["optimizer", "gradients_cleared"])
+    got = {v.check: v for v in verdicts}
+    assert got["optimizer"].status != "fail", got["optimizer"].message()
+    assert got["gradients_cleared"].status == "skip" and "outside the model" in got["gradients_cleared"].figure
+    assert any(n.startswith("(outside the model)") for n in verdicts.effective.added), verdicts.effective.added
+
+
+def test_an_optimizer_over_a_copy_still_fails(bert):
+    """Tensors no gradient reaches are a copy's, not tensors the loop added: the optimizer check's bug as before."""
+    got = {v.check: v for v in run_battery(outside_head_loop(copy_in_optimizer=True), bert, checks=["optimizer"])}
+    assert got["optimizer"].status == "fail", got["optimizer"].message()
