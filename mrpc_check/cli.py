@@ -231,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tiny model family the battery trains: bert (real uncased vocabulary), roberta or distilbert (tokenizers trained offline) [%(default)s]")
     v.add_argument("--distributed", action="store_true", help="also run the 2-process checks (torchrun; adapters with distributed = True)")
     v.add_argument("--strict", action="store_true", help="exit 1 on a warning too (a confined, graded effect such as loss / accum) [off]")
+    v.add_argument("--process-timeout", type=float, default=None, metavar="SECONDS",
+                   help="limit of the 2-process run; past it the 2-process checks are `error` (not judged), not failures "
+                   "[MRPC_PROCESS_TIMEOUT, else 300]")
 
     i = sub.add_parser("inspect", help="split sizes, label balance, one batch's shapes and loss")
     i.add_argument("--model", default=TrainConfig.model)
@@ -261,13 +264,19 @@ def _config_from(args: argparse.Namespace) -> TrainConfig:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    """The battery on one loop: a table on stdout, exit 1 when a check fails."""
+    """The battery on one loop: a table on stdout; exit 1 when a check fails, 3 when none fails but one could not judge."""
     from mrpc_check.checks import check_names, format_table, load_adapter, run_battery, to_json
     from mrpc_check.checks.battery import exit_status
     from mrpc_check.errors import ConfigError
     from mrpc_check.pipeline.report import atomic_write_text
 
     adapter = load_adapter(args.loop)  # AdapterError: one line, exit 2
+    if args.process_timeout is not None:
+        from mrpc_check.checks.distributed import TIMEOUT_ENV
+
+        if not args.process_timeout > 0:
+            raise ConfigError(f"--process-timeout {args.process_timeout:g}: give the 2-process run's limit in seconds (> 0)")
+        os.environ[TIMEOUT_ENV] = f"{args.process_timeout:g}"  # read where the ranks are launched
     names = [n.strip() for n in args.checks.split(",") if n.strip()] if args.checks else None
     if names is None and args.distributed:
         names = check_names(("fast", "gpu", "distributed"))

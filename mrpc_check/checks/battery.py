@@ -15,9 +15,8 @@ from typing import Iterable, Optional
 # Importing the families registers their checks, in the order the table lists them.
 from mrpc_check.checks import (inputs, padding, coverage, grouping, schedule, clipping, optimizer, extras,  # noqa: F401
                                gradients, evaluation, seed, labels, resume, precision, multiprocess)
-from mrpc_check.errors import MrpcCheckError
 from mrpc_check.checks.harness import Arch, Battery
-from mrpc_check.checks.verdict import REGISTRY, STATUSES, Verdict, judge
+from mrpc_check.checks.verdict import REGISTRY, STATUSES, Verdict, guarded, judge
 
 
 class Verdicts(list):
@@ -58,15 +57,7 @@ def _run(adapter, arch, names) -> Verdicts:
 
     def timed(name: str) -> Verdict:
         started = time.perf_counter()
-        try:
-            verdict = REGISTRY[name].run(battery)
-        except MrpcCheckError:  # the adapter or the set-up is wrong: one line, exit 2, from the CLI
-            raise
-        except Exception as exc:  # a check that cannot read this loop's run: one line, never a traceback
-            text = (str(exc).strip().splitlines() or [""])[0][:160]
-            verdict = Verdict(name, "fail", f"the check raised {type(exc).__name__}: {text}",
-                              "mrpc_check could not judge this loop (a fault of the check, not necessarily of the loop)",
-                              "report it with the loop that triggers it; run the other checks with --checks")
+        verdict = guarded(battery, name)  # a check that raises: an `error` verdict, one line, never a root cause
         verdict.figure += f" [{time.perf_counter() - started:.1f} s]"
         return verdict
 
@@ -100,8 +91,13 @@ def _bench_conditions():
         torch.set_num_threads(threads)
 
 
+# Exit codes: 0 every check passed (warnings pass unless strict), 1 the loop has a bug, 3 no bug found but some
+# check could not judge (an `error`: report it), as pytest tells errors from failures. 2 stays the CLI's bad input.
+EXIT_ERRORS = 3
+
+
 def counts(verdicts: list[Verdict]) -> dict:
-    """How many verdicts of each status: ``{"pass", "warn", "fail", "skip"}``."""
+    """How many verdicts of each status: ``{"pass", "warn", "fail", "skip", "error"}``."""
     return {status: sum(v.status == status for v in verdicts) for status in STATUSES}
 
 
@@ -111,21 +107,24 @@ def root_causes(verdicts: list[Verdict]) -> list[str]:
 
 
 def exit_status(verdicts: list[Verdict], strict: bool = False) -> int:
-    """1 on any failure (or, with ``strict``, any warning), else 0."""
-    return 1 if any(v.status == "fail" or (strict and v.status == "warn") for v in verdicts) else 0
+    """1 on any failure (or, with ``strict``, any warning); else 3 when a check could not judge (``error``); else 0."""
+    if any(v.status == "fail" or (strict and v.status == "warn") for v in verdicts):
+        return 1
+    return EXIT_ERRORS if any(v.status == "error" for v in verdicts) else 0
 
 
 def _table_order(verdicts: list[Verdict]) -> list[Verdict]:
     def rank(v: Verdict) -> int:
         if v.status == "fail":
-            return 2 if v.caused_by else 0
-        return 1 if v.status == "warn" else 3
+            return 3 if v.caused_by else 0
+        return {"warn": 1, "error": 2}.get(v.status, 4)
     return sorted(verdicts, key=rank)  # stable: registry order within each rank
 
 
 def summary_line(verdicts: list[Verdict]) -> str:
     c = counts(verdicts)
-    return f"{c['pass']} passed, {c['fail']} failed, {c['warn']} warned, {c['skip']} skipped"
+    line = f"{c['pass']} passed, {c['fail']} failed, {c['warn']} warned, {c['skip']} skipped"
+    return line + (f", {c['error']} could not be judged (error)" if c["error"] else "")
 
 
 def format_table(loop: str, verdicts: list[Verdict], capabilities=None) -> str:
@@ -137,7 +136,7 @@ def format_table(loop: str, verdicts: list[Verdict], capabilities=None) -> str:
     for v in _table_order(verdicts):
         if v.caused_by:
             text = f"{v.bug} ({v.figure})" if v.status == "fail" else v.figure
-        elif v.status in ("fail", "warn"):
+        elif v.status in ("fail", "warn", "error"):
             text = f"{v.bug} ({v.figure}) -> {v.fix}"
         else:
             text = v.figure
@@ -150,6 +149,9 @@ def format_table(loop: str, verdicts: list[Verdict], capabilities=None) -> str:
     roots = root_causes(verdicts)
     if roots:
         lines.append(f"root cause{'s' if len(roots) > 1 else ''}: {', '.join(roots)} (fix {'these' if len(roots) > 1 else 'it'} first, then run again)")
+    errors = [v.check for v in verdicts if v.status == "error"]
+    if errors:
+        lines.append(f"not judged (error, not the loop's bug): {', '.join(errors)}: report the first to mrpc_check with this loop")
     lines.append(summary_line(verdicts))
     return "\n".join(lines)
 

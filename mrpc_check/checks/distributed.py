@@ -73,16 +73,38 @@ def distributed_run(battery) -> dict:
     return battery._runs["_2p"]
 
 
-def launch(spec: str, arch: str, out: Path, timeout: int = 300, method: str | None = None, built=None) -> dict:
+TIMEOUT_ENV = "MRPC_PROCESS_TIMEOUT"  # seconds the 2 ranks may take, all of it (`verify --process-timeout` sets it)
+DEFAULT_TIMEOUT = 300
+_TIMED_OUT = "did not finish within"  # in the error line of a run that ran out of time (an `error` verdict, not a failure)
+
+
+def process_timeout() -> float:
+    """The 2-process run's limit in seconds: MRPC_PROCESS_TIMEOUT, else 300; a bad value is one line naming the fix."""
+    from mrpc_check.errors import ConfigError
+
+    raw = os.environ.get(TIMEOUT_ENV)
+    if raw is None or raw == "":
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ConfigError(f"{TIMEOUT_ENV}={raw!r}: give the 2-process run's limit in seconds (a number > 0), or unset it for {DEFAULT_TIMEOUT}")
+    return value
+
+
+def launch(spec: str, arch: str, out: Path, timeout: float | None = None, method: str | None = None, built=None) -> dict:
     """Run the worker on PROCESSES ranks; return {"ranks": [...], "weights": ..., "grads": ..., "start": ...} or {"error": text}.
 
     ``built``: the battery's model family (its ``harness.Arch``) named ``arch``; forked ranks use it as it
     is (its tokenizer and tokenized rows), torchrun's fresh interpreters build the family again by name.
     """
     forked = launch_method(method) == "fork"
+    timeout = process_timeout() if timeout is None else timeout
     error = _run_forked(spec, arch, out, timeout, built) if forked else _run_torchrun(spec, arch, out, timeout)
     if error:
-        return {"error": error}
+        return {"error": error, "timed_out": _TIMED_OUT in error}
     from safetensors.torch import load_file
 
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(PROCESSES)]
@@ -165,7 +187,7 @@ def _wait_ranks(pids: dict, out: Path, timeout: int) -> str | None:
                     log = out / f"rank{rank}.log"
                     failed = f"rank {rank} exited {code}: {_last_line(log.read_text(errors='replace') if log.exists() else '')}"
         if pids and (failed or time.monotonic() > deadline):
-            failed = failed or f"the {PROCESSES} ranks did not finish within {timeout} s"
+            failed = failed or f"the {PROCESSES} ranks {_TIMED_OUT} {timeout:g} s"
             for pid in pids:
                 os.kill(pid, signal.SIGKILL)
             for pid in pids:
@@ -185,7 +207,7 @@ def _run_torchrun(spec: str, arch: str, out: Path, timeout: int) -> str | None:
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=os.getcwd())
     except subprocess.TimeoutExpired:
-        return f"torchrun did not finish within {timeout} s"
+        return f"torchrun {_TIMED_OUT} {timeout:g} s"
     if proc.returncode != 0:
         return f"torchrun exited {proc.returncode}: {_last_line(proc.stderr or proc.stdout)}"
     return None

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import math
 
-from mrpc_check.checks.distributed import PROCESSES, RECIPE_2P, distributed_run
+from mrpc_check.checks.distributed import PROCESSES, RECIPE_2P, TIMEOUT_ENV, distributed_run
 from mrpc_check.checks.gradients import TOL, _flat, _rel
 from mrpc_check.checks.schedule import diagnose, expected_steps, linear_lr, warmup_of
-from mrpc_check.checks.verdict import Verdict, check, fail, ok, skip
+from mrpc_check.checks.verdict import Verdict, check, error, fail, ok, skip
 
 
 def two_process_check(name: str, oracle: str, rests_on: tuple = ()):
@@ -47,6 +47,10 @@ def _two(name: str, battery):
     if not battery.spec:
         return None, skip(name, "the adapter was not loaded by spec (package.module:adapter), so other processes cannot import it")
     result = distributed_run(battery)
+    if result.get("timed_out"):  # the machine's, not the loop's: a loaded runner can take longer than the limit
+        return None, error(name, result["error"], "the 2-process run did not finish in time: not judged (a busy machine, or a "
+                           "loop that hangs on 2 processes)", f"raise the limit: --process-timeout SECONDS or {TIMEOUT_ENV}="
+                           "SECONDS (pytest: the same environment variable), or run the 2-process checks on an idle machine")
     if "error" in result:
         return None, fail(name, result["error"], "the loop failed on 2 processes", "run it under torchrun --nproc_per_node 2 by hand")
     for rank in result["ranks"]:

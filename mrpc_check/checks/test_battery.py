@@ -6,7 +6,7 @@
 The loop comes from ``--mrpc-loop`` or from a ``mrpc_loop`` fixture in your own conftest.py;
 checks carry the suite's markers (``gpu`` for mixed precision), so ``-m`` selects tiers.
 Verdicts map onto pytest's outcomes: pass passes, skip skips, fail fails (a consequence of
-another failing check says so, and names it), warn passes with a ``MrpcCheckWarning`` in
+another failing check says so, and names it), error is a pytest error (the check could not judge), warn passes with a ``MrpcCheckWarning`` in
 pytest's warnings summary, or fails under ``--mrpc-strict``. ``test_effective_recipe`` prints what the
 loop did beside the recipe (:mod:`mrpc_check.checks.effective`) after the tests and records it as the
 ``mrpc_effective_recipe`` property (--junitxml carries it).
@@ -26,9 +26,18 @@ class MrpcCheckWarning(UserWarning):
     """A check's warning: a real effect, confined and graded by its size (fails under --mrpc-strict)."""
 
 
-@pytest.mark.parametrize("check_name", [pytest.param(n, marks=_MARKS[c.tier], id=n) for n, c in REGISTRY.items()])
-def test_check(mrpc_battery, check_name, pytestconfig):
+@pytest.fixture
+def mrpc_verdict(mrpc_battery, check_name):
+    """The check's verdict, judged in set-up: a check that could not judge (``error``) is a pytest error, not a failure."""
     verdict = judge(mrpc_battery, check_name)
+    if verdict.status == "error":
+        pytest.fail(verdict.message(), pytrace=False)  # raised in a fixture: pytest reports ERROR, never a failed loop
+    return verdict
+
+
+@pytest.mark.parametrize("check_name", [pytest.param(n, marks=_MARKS[c.tier], id=n) for n, c in REGISTRY.items()])
+def test_check(mrpc_verdict, pytestconfig):
+    verdict = mrpc_verdict
     if verdict.status == "skip":
         pytest.skip(verdict.figure)
     if verdict.status == "warn":

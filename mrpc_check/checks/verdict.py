@@ -1,7 +1,10 @@
 """A check's verdict, the registry that names every check, and how one bug gets one root cause.
 
-Four statuses: ``pass``; ``warn`` (a real but confined effect, graded by its measured size: exit 0
-unless ``--strict``); ``fail``; ``skip`` (not applicable, or not judged, with the reason).
+Five statuses: ``pass``; ``warn`` (a real but confined effect, graded by its measured size: exit 0
+unless ``--strict``); ``fail``; ``skip`` (not applicable, or not judged, with the reason); ``error``
+(the check could not judge: it raised, or the 2-process run did not finish in time. Never the loop's
+bug, never a root cause, never what a dependent check's failure is blamed on; exit 3 when no check
+fails, as pytest tells an error from a failure).
 
 Checks declare what they rest on (``rests_on``): a check that recomputes from the model's
 inputs rests on ``inputs``; one that compares gradients rests on ``gradients_cleared``; the
@@ -15,12 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-STATUSES = ("pass", "warn", "fail", "skip")
+STATUSES = ("pass", "warn", "fail", "skip", "error")
 
 
 @dataclass
 class Verdict:
-    """What one check found. ``status``: pass, warn, fail, or skip (not applicable, with the reason)."""
+    """What one check found. ``status``: pass, warn, fail, skip (not applicable, with the reason), or error (not judged)."""
 
     check: str
     status: str
@@ -40,6 +43,8 @@ class Verdict:
             return f"{self.check}: {self.status.upper()}: fails because `{self.caused_by}` fails ({self.figure})"
         if self.status in ("fail", "warn"):
             return f"{self.check}: {self.status.upper()}: {self.bug} ({self.figure}); fix: {self.fix}"
+        if self.status == "error":
+            return f"{self.check}: ERROR: {self.bug} ({self.figure}); {self.fix}"
         return f"{self.check}: {self.status}: {self.figure}"
 
     def to_dict(self) -> dict:
@@ -85,6 +90,33 @@ def ok(name: str, figure: str) -> Verdict:
 
 def skip(name: str, why: str) -> Verdict:
     return Verdict(name, "skip", why)
+
+
+REPORT = ("report it to mrpc_check with the loop that triggers it (its file and `mrpc-check verify --json` output); "
+          "the other checks' verdicts stand")
+
+
+def error(name: str, figure: str, bug: str = "mrpc_check could not judge this loop: a fault of the check, not of the loop",
+          fix: str = REPORT) -> Verdict:
+    """A check that could not judge: never a root cause, and never the loop's bug."""
+    return Verdict(name, "error", figure, bug, fix)
+
+
+def guarded(battery, name: str) -> Verdict:
+    """``name``'s raw verdict on ``battery``; an exception inside the check becomes an ``error`` verdict, in one line.
+
+    A set-up mistake (:class:`~mrpc_check.errors.MrpcCheckError`: the adapter or its declarations are wrong) is
+    raised on: one line and exit 2 from the CLI, a usage error from pytest.
+    """
+    from mrpc_check.errors import MrpcCheckError
+
+    try:
+        return REGISTRY[name].run(battery)
+    except MrpcCheckError:
+        raise
+    except Exception as exc:
+        text = (str(exc).strip().splitlines() or [""])[0][:160]
+        return error(name, f"the check raised {type(exc).__name__}: {text}")
 
 
 def declared_absent(battery, name: str, feature: str, field: str) -> Optional[Verdict]:
@@ -154,7 +186,7 @@ def judge(battery, name: str, run_check: Optional[Callable] = None) -> Verdict:
     if root and spec.costly:
         verdict = Verdict(name, "skip", f"not run: it rests on `{root}`, which fails; fix that first", caused_by=root)
     else:
-        verdict = run_check(name) if run_check else spec.run(battery)
+        verdict = run_check(name) if run_check else guarded(battery, name)
         if root and verdict.status == "fail":
             verdict = Verdict(name, "fail", verdict.figure, f"fails because `{root}` fails", "", caused_by=root)
         elif root and verdict.status == "warn":

@@ -86,7 +86,7 @@ def test_json_and_table_report_the_root_cause_first(bert, tmp_path, capsys):
     assert table[-2].startswith("root cause: gradients_cleared")
     assert table[-1] == "0 passed, 2 failed, 0 warned, 1 skipped"
     data = json.loads(out.read_text())
-    assert data["counts"] == {"pass": 0, "warn": 0, "fail": 2, "skip": 1}
+    assert data["counts"] == {"pass": 0, "warn": 0, "fail": 2, "skip": 1, "error": 0}
     assert data["root_causes"] == ["gradients_cleared"]
     by_check = {v["check"]: v for v in data["verdicts"]}
     assert set(by_check["accumulation"]) == {"check", "status", "figure", "bug", "fix", "caused_by", "extra"}
