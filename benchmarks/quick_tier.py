@@ -3,6 +3,7 @@
     python benchmarks/quick_tier.py                          # this working tree, once
     python benchmarks/quick_tier.py --compare bdc0912 -n 3   # that commit and this tree, interleaved, 3 times each
     python benchmarks/quick_tier.py --profile                # plus one probed run: where the time goes
+    python benchmarks/quick_tier.py --verify --compare REV -n 3   # README's `mrpc-check verify` example instead
 
 The other commit is checked out into a temporary git worktree and run with its own code first on
 ``PYTHONPATH`` (same environment, same data, same machine); the runs alternate, so the machine's
@@ -42,14 +43,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TIER = ["-m", "pytest", "-m", "not slow", "-q", "-p", "no:cacheprovider"]
+# README's first verify command: the cost a user pays for one battery on their loop (closing line: its counts).
+VERIFY = ["-c", "import sys; from mrpc_check.cli import main; sys.exit(main())", "verify", "--loop", "examples/my_loop.py:adapter"]
 
 
-def run_tier(tree: Path, extra: tuple = (), env_extra: dict | None = None) -> dict:
+def run_tier(tree: Path, extra: tuple = (), env_extra: dict | None = None, command: list = TIER) -> dict:
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(tree))
     env.update(env_extra or {})
     env.setdefault("MRPC_DATA", str(ROOT.parent / "shared" / "data" / "glue" / "MRPC"))
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, *TIER, *extra], cwd=tree, env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, *command, *extra], cwd=tree, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - started
     lines = done.stdout.strip().splitlines()
     closing = lines[-1] if lines else done.stderr.strip()[-200:]
@@ -101,6 +104,7 @@ def main(argv=None) -> int:
     parser.add_argument("--compare", metavar="REV", help="another commit to time beside this tree")
     parser.add_argument("-n", type=int, default=1, help="runs of each (interleaved); the median is reported")
     parser.add_argument("--profile", action="store_true", help="then one probed run of this tree: where the time goes")
+    parser.add_argument("--verify", action="store_true", help="time README's `mrpc-check verify` example instead of the tier")
     args = parser.parse_args(argv)
     trees = {"this tree": ROOT}
     scratch = None
@@ -114,7 +118,7 @@ def main(argv=None) -> int:
     try:
         for _ in range(args.n):
             for name, tree in trees.items():
-                result = run_tier(tree)
+                result = run_tier(tree, command=VERIFY if args.verify else TIER)
                 results[name].append(result)
                 print(f"{name}: {result['wall_s']} s, exit {result['exit']}: {result['closing']}", flush=True)
     finally:

@@ -6,13 +6,15 @@ split into the epochs the loop fed (:func:`~mrpc_check.checks.observe.training_e
 Bugs caught: rows repeated within an epoch, extra (unknown) rows, rows never fed; graded: exactly
 the incomplete last batch of every epoch left out (fewer rows than a batch) is
 ``DataLoader(drop_last=True)``, a warning whose size is given at MRPC's recipe; any other row left
-out, a full batch or a single row, is a failure. Validation rows among the training rows are the
+out, a full batch or a single row, is a failure; a run that breaks out inside an epoch and trains nothing after
+(an early stop) is named as such, with the step it stopped at and the rows it left out. Validation rows among the training rows are the
 label control's finding, not this one's.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from typing import Optional
 
 from mrpc_check.checks.harness import MRPC_BATCH, MRPC_TRAIN, N_TRAIN
 from mrpc_check.checks.observe import training_epochs
@@ -32,6 +34,39 @@ def dropped_tail(run, n_train: int = N_TRAIN) -> bool:
     if not epochs or n_train % batch == 0:
         return False
     return all(len(rows) == len(set(rows)) == n_train - n_train % batch and None not in rows for rows in epochs)
+
+
+EARLY_FIX = ("stop only at an epoch boundary, on a validation metric, with a patience counter reset at every improvement; "
+             "or remove the early stop (the recipe trains every row every epoch)")
+
+
+def early_stop(run, n_train: Optional[int] = None) -> Optional[str]:
+    """A description of where the run stopped when it broke out inside an epoch and trained nothing after, else None.
+
+    Read off what was fed: every epoch before the last one complete, the last one cut short, fewer optimizer
+    steps than the recipe's, and no training forward after the cut: a patience counter, a loss threshold or a
+    step budget that breaks out mid-epoch. (A loop that repeats or loses rows elsewhere is not an early stop.)
+    """
+    import math
+
+    recipe = run.recipe
+    n = n_train if n_train is not None else len(run.train_labels)
+    steps = len(run.observation.steps)
+    total = math.ceil(math.ceil(n / recipe.batch_size) / recipe.grad_accum) * recipe.epochs  # the recipe's optimizer steps
+    fed = run.observation.train_rows()
+    # Cut the stream of rows by the epoch's size, not by the epoch splitter (it would share a cut-short run out evenly).
+    epochs = [fed[i : i + n] for i in range(0, len(fed), n)]
+    if not epochs or steps >= total or len(epochs) > recipe.epochs:
+        return None
+    *full, last = epochs
+    if any(len(rows) != n or len(set(rows)) != n or None in rows for rows in full):
+        return None
+    if not 0 < len(last) < n or len(set(last)) != len(last) or None in last:
+        return None
+    later = recipe.epochs - len(epochs)
+    return (f"the loop stopped early: after optimizer step {steps} of {total}, inside epoch {len(epochs)} of {recipe.epochs} "
+            f"({len(last)} of its {n} rows fed, {n - len(last)} left out" + (f", {later} later epoch(s) never run" if later else "")
+            + "): an early stop (a patience counter, a loss threshold, a step budget) breaks out mid-epoch")
 
 
 @check("coverage", oracle="forward hooks: the training rows of every epoch, as fed")
@@ -57,6 +92,8 @@ def check_coverage(battery):
         if repeated:
             return fail("coverage", f"{figure}: {repeated} fed twice or more", "training rows repeated within an epoch",
                         "iterate the training loader once per epoch, with one sampler (no replacement, no second pass)")
+        if missing and (stopped := early_stop(run)) is not None:
+            return fail("coverage", f"{figure}: {missing} never fed", stopped, EARLY_FIX)
         if missing and not dropped_tail(run):
             # A loop that counts its steps wrong (misaligned groups) and stops at max_train_steps cuts its
             # last epoch short: that is the grouping's bug, seen here. Any other row left out is this check's:

@@ -83,8 +83,14 @@ def _ready(name, battery, run, needed: int):
                     f"{outside[0]}), and the oracle recomputes gradients through that model alone")
     steps = run.observation.steps
     if len(steps) < needed or any(steps[k - 1].grads is None for k in CAPTURE if k <= needed):
-        return fail(name, f"{len(steps)} optimizer steps observed, {needed} needed",
-                    "the optimizer steps too rarely (or not through torch.optim)", "step a torch.optim optimizer once per group")
+        from mrpc_check.checks.coverage import early_stop
+        from mrpc_check.checks.verdict import explained_by
+
+        # Too few steps is what an early stop, misaligned groups or oversized micro-batches do: then that is the root.
+        return explained_by(battery, fail(name, f"{len(steps)} optimizer steps observed, {needed} needed",
+                                          "the optimizer steps too rarely (or not through torch.optim)",
+                                          "step a torch.optim optimizer once per group"),
+                            "coverage" if early_stop(run) else "grouping")
     empty = [k for k in CAPTURE if k <= needed and not any(g is not None for g in steps[k - 1].grads.values())]
     if empty:
         return fail(name, f"optimizer step {empty[0]} applied no gradient to any tensor it holds",

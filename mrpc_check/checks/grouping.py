@@ -5,7 +5,8 @@ every training forward; optimizer pre-hook), against the groups the recipe defin
 micro-batches 1..a, a+1..2a, ..., and a short last group when the epoch's count is not a multiple
 of ``a``. Nothing is recomputed: the groups are read off the order of events.
 
-Bugs caught: ``grad_accum`` ignored (one step per micro-batch), the classic off-by-one
+Bugs caught: micro-batches of other than ``recipe.batch_size`` rows (a loader built from the whole batch
+before it is cut for accumulation: grad_accum x the rows in each), ``grad_accum`` ignored (one step per micro-batch), the classic off-by-one
 ``if step % accum == 0`` on a 0-based step (the first step of every epoch takes one micro-batch,
 and without ``drop_last`` the epoch's last micro-batch leaks into the next epoch's first step),
 groups that span epochs, micro-batches whose gradient is never applied.
@@ -41,8 +42,36 @@ def expected_groups(run) -> list:
     return [[(e, j) for j in range(i, min(i + accum, n))] for e, n in enumerate(sizes) for i in range(0, n, accum)]
 
 
+def batch_size_problem(run) -> tuple | None:
+    """(figure, bug, fix) when the micro-batches are not recipe.batch_size rows (the largest of them), else None.
+
+    A loader built from the whole batch before it is cut for accumulation feeds grad_accum x the rows in every
+    micro-batch: the step count, the groups and the gradients then all differ, and this is the one cause.
+    """
+    recipe = run.recipe
+    sizes = [f.shape[0] for f in run.observation.train_forwards() if f.shape]
+    n_train = len(run.train_labels)
+    want = min(recipe.batch_size, n_train)
+    if not sizes or max(sizes) == want:
+        return None
+    largest, accum = max(sizes), recipe.grad_accum
+    figure = f"micro-batches of up to {largest} rows, recipe.batch_size {recipe.batch_size}"
+    fix = ("build the training loader with batch_size=recipe.batch_size (one micro-batch) and accumulate grad_accum of "
+           "them per optimizer step")
+    if accum > 1 and largest == min(recipe.batch_size * accum, n_train):
+        return (figure, f"every micro-batch holds the whole batch ({largest} rows = batch_size {recipe.batch_size} x grad_accum "
+                f"{accum}): the loader was built before the batch was cut for accumulation, so each optimizer step "
+                f"takes {accum}x the recipe's rows and there are {accum}x fewer steps", fix)
+    if accum > 1 and largest * accum == recipe.batch_size:
+        return (figure, f"the micro-batch is batch_size / grad_accum ({largest} rows): recipe.batch_size is already the "
+                "micro-batch", fix)
+    return figure, f"the loop feeds micro-batches of {largest} rows, not recipe.batch_size {recipe.batch_size}", fix
+
+
 def grouping_verdict(name: str, run, declared: bool = True) -> Verdict:
     accum = run.recipe.grad_accum
+    if (problem := batch_size_problem(run)) is not None:
+        return fail(name, *problem)
     groups, trailing = observed_groups(run)
     expected = expected_groups(run)
     micro = sum(len(g) for g in groups) + len(trailing)

@@ -334,9 +334,12 @@ def check_schedule(battery):
                     continue
         if not verdict.passed:
             verdict.figure = f"run {run.name!r}: {verdict.figure}"
-            if len(run.observation.steps) != fed_steps(run):
-                # A step count off is what misaligned groups do; rates off at the right count are the schedule's own.
-                verdict = explained_by(battery, verdict, "grouping")
+            from mrpc_check.checks.coverage import early_stop
+
+            if len(run.observation.steps) != fed_steps(run) or early_stop(run):
+                # A step count off is what misaligned groups (or an early stop) do; rates off at the right count are the
+                # schedule's own.
+                verdict = explained_by(battery, verdict, "coverage" if early_stop(run) else "grouping")
             return verdict
     steps = len(battery.base_run().observation.steps)
     if extras:

@@ -36,3 +36,32 @@ def test_a_launch_method_it_does_not_know_is_one_line(monkeypatch, capsys):
     assert main(["verify", "--loop", "accelerate", "--checks", "schedule_2proc"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].endswith("MRPC_CHECK_LAUNCH='mpirun': set it to fork or torchrun, or unset it")
+
+
+def test_a_check_that_raises_exits_3_with_one_line_per_error(monkeypatch, capsys):
+    """An error verdict alone is exit 3 (not 1: the loop has no bug found), and the table says what to report."""
+    import dataclasses
+
+    from mrpc_check.checks.verdict import REGISTRY
+
+    def boom(battery):
+        raise RuntimeError("planted")
+
+    monkeypatch.setitem(REGISTRY, "modes", dataclasses.replace(REGISTRY["modes"], run=boom))
+    assert main(["verify", "--loop", "example", "--checks", "inputs,modes"]) == 3
+    table = capsys.readouterr().out
+    assert "modes              ERROR" in table and "RuntimeError: planted" in table and "report it" in table
+
+
+def test_a_bad_process_timeout_is_one_line_exit_2(monkeypatch, capsys):
+    from mrpc_check.checks.distributed import TIMEOUT_ENV
+
+    monkeypatch.delenv(TIMEOUT_ENV, raising=False)
+    assert main(["verify", "--loop", "example", "--checks", "inputs", "--process-timeout", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--process-timeout" in err[0]
+    assert main(["verify", "--loop", "example", "--checks", "inputs", "--process-timeout", "900"]) == 0
+    import os
+
+    assert os.environ[TIMEOUT_ENV] == "900"
+    monkeypatch.delenv(TIMEOUT_ENV)

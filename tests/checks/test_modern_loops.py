@@ -269,3 +269,75 @@ def test_an_optimizer_over_a_copy_still_fails(bert):
     """Tensors no gradient reaches are a copy's, not tensors the loop added: the optimizer check's bug as before."""
     got = {v.check: v for v in run_battery(outside_head_loop(copy_in_optimizer=True), bert, checks=["optimizer"])}
     assert got["optimizer"].status == "fail", got["optimizer"].message()
+
+
+def plain_loop(*, loader_batch=lambda recipe: recipe.batch_size, patience=None):
+    """The walkthrough's loop with accumulation; ``loader_batch`` sizes the training loader, ``patience`` adds an early
+    stop on the training loss whose counter is never reset (a common tutorial slip)."""
+
+    def adapter(model, train_dataset, eval_dataset, collator, recipe):
+        from transformers import get_scheduler
+
+        torch.manual_seed(recipe.seed)
+        loader = DataLoader(train_dataset, shuffle=True, batch_size=loader_batch(recipe), collate_fn=collator,
+                            generator=torch.Generator().manual_seed(recipe.seed))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        steps = math.ceil(len(loader) / recipe.grad_accum) * recipe.epochs
+        scheduler = get_scheduler("linear", optimizer, num_warmup_steps=recipe.warmup_steps or math.ceil(recipe.warmup_ratio * steps),
+                                  num_training_steps=steps)
+        best, bad = float("inf"), 0
+        model.train()
+        for _ in range(recipe.epochs):
+            batches = list(loader)
+            for start in range(0, len(batches), recipe.grad_accum):
+                group = batches[start : start + recipe.grad_accum]
+                n = sum(len(b["labels"]) for b in group)
+                for b in group:
+                    loss = model(**b).loss
+                    (loss * len(b["labels"]) / n).backward()
+                if recipe.max_grad_norm:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+                if patience is not None:
+                    best, bad = min(best, loss.item()), bad + (loss.item() >= best)
+                    if bad >= patience:
+                        return _evaluate(model, eval_dataset, collator, recipe.eval_batch_size)
+        return _evaluate(model, eval_dataset, collator, recipe.eval_batch_size)
+
+    return adapter
+
+
+def test_micro_batches_holding_the_whole_batch_are_one_root_in_grouping(bert):
+    """Loaders built before the batch is cut for accumulation: 8 rows a micro-batch at batch 4, accumulation 2."""
+    verdicts = run_battery(plain_loop(loader_batch=lambda r: r.batch_size * r.grad_accum), bert,
+                           checks=["grouping", "gradients_cleared", "accumulation", "schedule"])
+    got = {v.check: v for v in verdicts}
+    assert got["grouping"].status == "fail" and "every micro-batch holds the whole batch (8 rows" in got["grouping"].bug
+    assert got["gradients_cleared"].caused_by == "grouping" and got["accumulation"].caused_by == "grouping"
+    assert root_causes_of(verdicts) == ["grouping"]
+
+
+def test_the_recipe_batch_passes_grouping(bert):
+    """The control: the same loop with the recipe's micro-batch is judged right."""
+    got = {v.check: v for v in run_battery(plain_loop(), bert, checks=["grouping", "gradients_cleared"])}
+    assert got["grouping"].status == "pass" and got["gradients_cleared"].status == "pass", got["grouping"].message()
+
+
+def test_an_early_stop_inside_an_epoch_is_named_with_its_step_and_rows(bert):
+    verdicts = run_battery(plain_loop(patience=1), bert, checks=["coverage", "schedule", "label_control"])
+    got = {v.check: v for v in verdicts}
+    coverage = got["coverage"]
+    assert coverage.status == "fail" and coverage.bug.startswith("the loop stopped early: after optimizer step"), coverage.message()
+    assert "left out" in coverage.bug and "patience counter reset" in coverage.fix
+    assert got["schedule"].caused_by == "coverage"
+    assert got["label_control"].status in ("pass", "skip") or got["label_control"].caused_by == "coverage", got["label_control"].message()
+    assert "nothing is learned" not in got["label_control"].bug
+    assert root_causes_of(verdicts) == ["coverage"]
+
+
+def root_causes_of(verdicts):
+    from mrpc_check.checks.battery import root_causes
+
+    return root_causes(verdicts)
