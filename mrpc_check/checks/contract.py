@@ -73,6 +73,7 @@ EXTRAS = {
     "frozen": "name prefixes of the tensors the loop freezes (requires_grad=False), e.g. ('bert.embeddings',)",
     "warmup_steps": "a warmup fixed in the loop, in optimizer steps, where the recipe has none",
     "dropout": "the dropout rate the loop sets on the model's Dropout modules for training",
+    "models": "how many models the loop trains in one run (k-fold cross-validation, an ensemble): fresh weights and a new optimizer each",
     "schedule": "'constant': no lr scheduler, the rate stays at its peak after any warmup (a schedule-free optimizer)",
 }
 """What a loop may declare it does beyond the recipe (``adapter.extras``), each with what it stands for."""
@@ -161,6 +162,10 @@ def _extras(declared, name: str) -> tuple:
             elif key == "schedule":
                 if value != "constant":
                     raise ValueError("the one schedule a loop may declare instead of the recipe's is 'constant'")
+            elif key == "models":
+                if int(value) != value or value < 2:
+                    raise ValueError("a whole number of models >= 2")
+                value = int(value)
             elif key == "warmup_steps":
                 if int(value) != value or value < 1:
                     raise ValueError("a whole number of steps >= 1")

@@ -18,7 +18,7 @@ from typing import Optional
 
 from mrpc_check.checks.harness import MRPC_BATCH, MRPC_TRAIN, N_TRAIN
 from mrpc_check.checks.observe import training_epochs
-from mrpc_check.checks.verdict import check, crashed, explained_by, fail, ok, warn
+from mrpc_check.checks.verdict import check, crashed, explained_by, fail, ok, several_models_explain, warn
 
 
 def epoch_rows(run) -> list:
@@ -78,6 +78,8 @@ def check_coverage(battery):
     epochs = epoch_rows(run)
     if not epochs:
         return fail("coverage", "no training row was fed", "the loop never trained", "iterate the training loader")
+    if (v := several_models_explain(battery, run, "coverage", "each model is fed its own rows")) is not None:
+        return v
     batch = run.recipe.batch_size
     for i, rows in enumerate(epochs):
         counts = Counter(rows)

@@ -439,6 +439,10 @@ def _infer(battery) -> EffectiveRecipe:
     extra = kinds and all(k in ("validation in eval mode", "train+validation in eval mode") for k in kinds)
     rows.append(Row("evaluation", "validation, eval mode", f"{len(passes)} pass(es): " + "; ".join(dict.fromkeys(kinds)) if passes else "none",
                     "=" if kinds and all(k == "validation in eval mode" for k in kinds) else ("+" if extra else "!")))
+    from mrpc_check.checks.observe import models_in_run
+
+    several = models_in_run(run)
+    rows.append(Row("models", "1, trained once over every row", several["describe"] if several else "1", "+" if several else "="))
     eff.moved = dict(obs.moved)
     moved = {k: v for k, v in eff.moved.items() if v > MOVED}
     where = ", ".join(("after the last step" if k == "end" else f"between steps {k} and {k + 1}") + f" ({v:.1e})" for k, v in moved.items())

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from mrpc_check.checks.verdict import check, crashed, fail, ok
+from mrpc_check.checks.verdict import check, crashed, fail, ok, several_models_explain
 
 
 def eval_passes(run) -> list:
@@ -108,4 +108,7 @@ def check_evaluation(battery):
     run = battery.base_run()
     if (v := crashed("evaluation", run)) is not None:
         return v
-    return evaluation_verdict("evaluation", battery, run)
+    verdict = evaluation_verdict("evaluation", battery, run)
+    if verdict.status == "fail":  # the averaged predictions of several models are no one model's
+        return several_models_explain(battery, run, "evaluation", verdict.figure) or verdict
+    return verdict

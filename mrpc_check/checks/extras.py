@@ -30,7 +30,8 @@ import math
 from typing import Optional
 
 from mrpc_check.checks.effective import MOVED, effective_recipe
-from mrpc_check.checks.verdict import Verdict, check, crashed, fail, judge, ok, skip, warn
+from mrpc_check.checks.observe import models_in_run
+from mrpc_check.checks.verdict import Verdict, check, crashed, extra_explains, fail, judge, ok, skip, warn  # noqa: F401
 
 DECLARE = "adapter.extras = {{{key!r}: {value}}}"
 
@@ -38,19 +39,6 @@ DECLARE = "adapter.extras = {{{key!r}: {value}}}"
 def declare(key: str, value) -> str:
     """How to declare the extra: ``adapter.extras = {'label_smoothing': 0.1}``."""
     return DECLARE.format(key=key, value=repr(value))
-
-
-def extra_explains(battery, name: str, extra: str, figure: str) -> Optional[Verdict]:
-    """A skip for check ``name`` when extra ``extra`` is present (its check warns, fails or passes as declared), else None.
-
-    For a check whose oracle the extra breaks (a gradient recomputed without dropout): its difference
-    is the extra's, not its own bug. ``caused_by`` names the extra's check when that one does not pass.
-    """
-    root = judge(battery, extra)
-    if not root.extra:
-        return None
-    caused = extra if root.status in ("warn", "fail") else None
-    return Verdict(name, "skip", f"not judged: {root.bug or root.figure} (see `{extra}`); {figure}", caused_by=caused)
 
 
 def _present(verdict: Verdict) -> Verdict:
@@ -189,6 +177,18 @@ def check_outside_updates(battery):
     if (v := crashed("outside_updates", run)) is not None:
         return v
     eff = effective_recipe(battery)
+    if (several := models_in_run(run)) is not None:  # fresh weights loaded between models: the design, not an update
+        declared = battery.caps.extra("models")
+        if declared == several["count"]:
+            return _present(ok("outside_updates", f"{several['describe']}; as declared in adapter.extras"))
+        if declared is not None:
+            return fail("outside_updates", several["describe"], f"declared {declared} models (adapter.extras) but the run trained "
+                        f"{several['count']}", "train the declared number of models, or correct adapter.extras['models']")
+        return _present(warn("outside_updates", several["describe"],
+                             f"the loop trains {several['count']} models in one run though the recipe trains one model once over "
+                             "every row; the checks that assume one model are not judged on it",
+                             "verify one model's training (an adapter that trains a single model on the rows it is given), or "
+                             "declare the choice: " + declare("models", several["count"])))
     if not eff.moved:
         return skip("outside_updates", "no optimizer step observed")
     moved = {k: v for k, v in eff.moved.items() if v > MOVED}

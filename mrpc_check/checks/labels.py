@@ -98,6 +98,11 @@ def check_label_control(battery):
     verdict = control_verdict(run.output.predictions, list(battery.eval_labels), fit, f"{epochs} epochs at lr {lr:g}")
     if verdict.status == "fail" and fit < MIN_FIT:
         from mrpc_check.checks.coverage import early_stop
+        from mrpc_check.checks.verdict import several_models_explain
+
+        # The fit is read on the last model, which never saw its fold's held-out rows: several models cannot be judged so.
+        if (v := several_models_explain(battery, run, "label_control", verdict.figure)) is not None:
+            return v
 
         if (stopped := early_stop(run, CONTROL_ROWS)) is not None:
             # The long run was cut short by the loop itself: nothing learned is the early stop's doing, not the optimizer's.

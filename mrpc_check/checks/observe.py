@@ -102,6 +102,9 @@ class Observation:
     # Name -> the tensor itself, for every tensor named (the model's at the start under their names then, and the added
     # ones): the gradient oracles find the same tensors in a copy of the trained model through it.
     tensors: dict = field(default_factory=dict, repr=False, compare=False)
+    # A new optimizer after the first one: {"step": its first optimizer step (1-based), "fresh": whether the model's
+    # weights were back at their start values then (several models trained in one run: k-fold, an ensemble)}.
+    restarts: list = field(default_factory=list)
     # Rates the optimizer applied from its own schedule (schedule-free's group["scheduled_lr"], read after each
     # step), replacing StepRecord.lrs: True when any step's rate came from there.
     own_schedule: bool = False
@@ -181,6 +184,7 @@ class Observer:
         self._seen: set = set()  # parameters whose first gradient of the current step has arrived
         self._raw: dict = {}  # id(parameter) -> the gradient backward produced for it in the current step
         self._left: Optional[dict] = None  # name -> weights the last optimizer step left (capture runs only)
+        self._probe: list = []  # (tensor, its start value) for a few small trainable tensors
 
     def __enter__(self) -> "Observer":
         from torch.optim.optimizer import register_optimizer_step_pre_hook
@@ -204,6 +208,10 @@ class Observer:
             if p.requires_grad:
                 self._hook(p)
         self.observation.trainable = [n for n, p in self.model.named_parameters() if p.requires_grad]
+        # A few of the smallest trainable tensors, as they start: a new optimizer that finds them back at these values
+        # starts a fresh model (k-fold's load_state_dict of the initial weights), not a new stage of the same training.
+        small = sorted((p for p in self.model.parameters() if p.requires_grad), key=lambda p: p.numel())[:4]
+        self._probe = [(p, p.detach().clone()) for p in small]
         rates = [m.p for m in self.model.modules() if isinstance(m, torch.nn.Dropout)]
         self.observation.dropout = float(max(rates, default=0.0))
         return self
@@ -331,6 +339,9 @@ class Observer:
         self._scan()
         if id(optimizer) not in self._optimizers:
             self._adopt(optimizer)
+            if self._optimizers:
+                fresh = bool(self._probe) and all(torch.equal(p.detach(), start) for p, start in self._probe)
+                self.observation.restarts.append({"step": len(self.observation.steps) + 1, "fresh": fresh})
         if self.observation.trainable_at_step is None:
             # By the names the tensors had at the start (PEFT moves a Linear's weight to ".base_layer.weight").
             self.observation.trainable_at_step = [self._names[id(p)] for p in self.model.parameters() if p.requires_grad] + [
@@ -444,6 +455,29 @@ def _dense(t: torch.Tensor) -> torch.Tensor:
 def _total(values: list) -> float:
     """Sum of 0-d tensors in float64, one host sync per device."""
     return sum(float(torch.stack(group).double().sum()) for group in _by_device(values))
+
+
+def models_in_run(run) -> Optional[dict]:
+    """Several models trained in one run (fresh weights and a new optimizer each time), else None.
+
+    ``{"count", "starts": [first optimizer step of each model], "rows": [training rows each model was fed],
+    "describe": text}``. K-fold cross-validation (a model per fold on part of the rows) and an ensemble restored to
+    the same start are this shape; the recipe's one model trained once over every row is not.
+    """
+    restarts = run.observation.restarts
+    if not restarts or not all(r["fresh"] for r in restarts):
+        return None
+    starts = [1] + [r["step"] for r in restarts]
+    rows = [set() for _ in starts]
+    for f in run.observation.train_forwards():
+        model = sum(1 for s in starts[1:] if f.steps_before + 1 >= s)
+        rows[model].update(r for r in f.rows if r is not None)
+    n = len(run.train_labels)
+    share = "/".join(sorted({str(len(r)) for r in rows}))
+    kind = "k-fold cross-validation" if all(0 < len(r) < n for r in rows) else "an ensemble or repeated runs"
+    return {"count": len(starts), "starts": starts, "rows": rows,
+            "describe": f"{len(starts)} models trained in one run: fresh weights and a new optimizer at optimizer steps "
+                        f"{', '.join(map(str, starts))}, each fed {share} of the {n} training rows ({kind})"}
 
 
 def training_epochs(observation: Observation, epochs: int) -> list:

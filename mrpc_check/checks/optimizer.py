@@ -92,6 +92,10 @@ def check_optimizer(battery):
     groups = base.observation.groups
     if not groups:
         return fail("optimizer", "no optimizer step observed", "the optimizer never stepped", "call optimizer.step()")
+    from mrpc_check.checks.observe import models_in_run
+
+    if models_in_run(base) is not None:  # several models, one optimizer each: the first model's optimizer is judged
+        groups = [g for g in groups if g["optimizer"] == 0]
     # Trainable when the optimizer first steps: tensors the loop froze itself are the `frozen` check's choice to
     # name, and a frozen tensor in a group is harmless (it gets no gradient, so the optimizer skips it).
     start = base.observation.trainable

@@ -14,7 +14,7 @@ import math
 from typing import Optional
 
 from mrpc_check.checks.harness import N_TRAIN
-from mrpc_check.checks.verdict import Verdict, check, crashed, explained_by, fail, ok
+from mrpc_check.checks.verdict import Verdict, check, crashed, explained_by, fail, ok, several_models_explain
 
 CLIP = 1e-3  # far below any real gradient norm here, so clipping binds at every step
 
@@ -325,6 +325,8 @@ def check_schedule(battery):
         if (v := crashed("schedule", run)) is not None:
             return v
         verdict = schedule_verdict("schedule", run)
+        if not verdict.passed and (v := several_models_explain(battery, run, "schedule", f"run {run.name!r}: {verdict.figure}")):
+            return v  # each model has a schedule of its own, sized for its own rows
         if not verdict.passed:
             fitted = extra_warmup(run)
             if fitted is not None:

@@ -119,6 +119,28 @@ def guarded(battery, name: str) -> Verdict:
         return error(name, f"the check raised {type(exc).__name__}: {text}")
 
 
+def extra_explains(battery, name: str, extra: str, figure: str) -> Optional[Verdict]:
+    """A skip for check ``name`` when extra ``extra`` is present (its check warns, fails or passes as declared), else None.
+
+    For a check whose oracle the extra breaks (a gradient recomputed without dropout): its difference
+    is the extra's, not its own bug. ``caused_by`` names the extra's check when that one does not pass.
+    """
+    root = judge(battery, extra)
+    if not root.extra:
+        return None
+    caused = extra if root.status in ("warn", "fail") else None
+    return Verdict(name, "skip", f"not judged: {root.bug or root.figure} (see `{extra}`); {figure}", caused_by=caused)
+
+
+def several_models_explain(battery, run, name: str, figure: str) -> Optional[Verdict]:
+    """A skip for check ``name`` when ``run`` trained several models (k-fold, an ensemble: named by ``outside_updates``)."""
+    from mrpc_check.checks.observe import models_in_run
+
+    if models_in_run(run) is None:
+        return None
+    return extra_explains(battery, name, "outside_updates", figure)
+
+
 def declared_absent(battery, name: str, feature: str, field: str) -> Optional[Verdict]:
     """A skip naming the declaration when the loop declares ``feature`` absent, else None."""
     if battery.declares(feature):

@@ -341,3 +341,72 @@ def root_causes_of(verdicts):
     from mrpc_check.checks.battery import root_causes
 
     return root_causes(verdicts)
+
+
+def kfold_loop(*, folds=3, loader_batch=None):
+    """K-fold cross-validation as tutorials write it: a fresh model per fold (the initial weights loaded back), a new
+    optimizer and schedule, training on the other folds' rows, an evaluation on the fold's held-out training rows,
+    and the folds' averaged logits on eval_dataset returned. ``loader_batch``: a batch size that is not the recipe's."""
+
+    def adapter(model, train_dataset, eval_dataset, collator, recipe):
+        import copy
+
+        from torch.utils.data import Subset
+
+        torch.manual_seed(recipe.seed)
+        start = copy.deepcopy(model.state_dict())
+        n = len(train_dataset)
+        total = None
+        for k in range(folds):
+            model.load_state_dict(start)
+            held = list(range(k, n, folds))
+            rows = [i for i in range(n) if i not in set(held)]
+            loader = DataLoader(Subset(train_dataset, rows), shuffle=True, batch_size=loader_batch or recipe.batch_size,
+                                collate_fn=collator)
+            optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+            steps = len(loader) * recipe.epochs
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s, steps=steps: max(0.0, 1 - s / steps))
+            model.train()
+            for _ in range(recipe.epochs):
+                for batch in loader:
+                    model(**batch).loss.backward()
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad()
+            model.eval()
+            with torch.no_grad():
+                for batch in DataLoader(Subset(train_dataset, held), batch_size=recipe.eval_batch_size, collate_fn=collator):
+                    model(**batch)  # the fold's score on its held-out training rows
+                logits = torch.cat([model(**b).logits for b in DataLoader(eval_dataset, batch_size=recipe.eval_batch_size,
+                                                                           collate_fn=collator)])
+            total = logits if total is None else total + logits
+        return (total / folds).argmax(-1).tolist()
+
+    adapter.supports = {"weight_decay"}
+    return adapter
+
+
+KFOLD_CHECKS = ["grouping", "coverage", "schedule", "optimizer", "outside_updates", "evaluation", "label_control"]
+
+
+def test_k_fold_is_named_as_k_models_and_judged_on_its_one_bug(bert):
+    """Its batch size never reaches the loaders (14-15 rows a micro-batch): one root, grouping; the design a warning."""
+    verdicts = run_battery(kfold_loop(loader_batch=32), bert, checks=KFOLD_CHECKS)
+    got = {v.check: v for v in verdicts}
+    assert root_causes_of(verdicts) == ["grouping"], [v.message() for v in verdicts if v.status == "fail"]
+    assert "micro-batches of 15 rows" in got["grouping"].bug
+    assert got["outside_updates"].status == "warn" and "3 models in one run" in got["outside_updates"].bug
+    row = next(r for r in verdicts.effective.rows if r.name == "models")
+    assert "optimizer steps 1, 3, 5" in row.observed and "k-fold cross-validation" in row.observed, row.observed
+
+
+def test_a_correct_k_fold_warns_once_and_declared_passes(bert):
+    adapter = kfold_loop()
+    verdicts = run_battery(adapter, bert, checks=KFOLD_CHECKS)
+    assert [v.check for v in verdicts if v.status in ("fail", "warn") and v.check != "optimizer"] == ["outside_updates"], \
+        [v.message() for v in verdicts if v.status in ("fail", "warn")]
+    adapter.extras = {"models": 3}
+    got = {v.check: v for v in run_battery(adapter, bert, checks=["outside_updates", "coverage"])}
+    assert got["outside_updates"].status == "pass" and got["coverage"].status == "skip" and not got["coverage"].caused_by
+    adapter.extras = {"models": 2}
+    assert {v.check: v for v in run_battery(adapter, bert, checks=["outside_updates"])}["outside_updates"].status == "fail"
