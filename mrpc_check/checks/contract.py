@@ -237,7 +237,10 @@ def normalise_output(value: Any, n_eval: int, name: str = "adapter") -> LoopOutp
     try:
         import numpy as np
 
-        array = np.asarray(predictions.detach().cpu() if hasattr(predictions, "detach") else predictions)
+        if hasattr(predictions, "detach"):  # a tensor; bf16/fp16 logits under autocast have no numpy dtype: as float32
+            predictions = predictions.detach().cpu()
+            predictions = predictions.float() if predictions.is_floating_point() else predictions
+        array = np.asarray(predictions)
     except Exception as exc:  # anything numpy cannot read is not a list of classes
         raise AdapterError(f"{name} returned {type(value).__name__}, not predictions: return LoopOutput(predictions=[...])") from exc
     if array.ndim == 2:

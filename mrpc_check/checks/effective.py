@@ -127,6 +127,15 @@ class LossFinding:
 FIT = 1e-4  # relative residual of the logit-gradient fit: fp32 softmax and gradients agree to ~1e-6
 
 
+def fit_tolerance(observation) -> float:
+    """FIT in full precision; under bf16/fp16 logits, the dtype's machine epsilon (the logits' gradient arrives rounded
+    to it: 2^-7 for bf16), derived from the precision the run trained at rather than fixed."""
+    import torch
+
+    dtype = getattr(torch, observation.logits_dtype or "float32", torch.float32)
+    return max(FIT, float(torch.finfo(dtype).eps)) if dtype in (torch.bfloat16, torch.float16) else FIT
+
+
 def _fit_residual(gamma, p0, label, forward, e, weight):
     """Relative residual of gamma = S_forward * w_label * (p0 - target_label(e)), S fitted per forward; arrays over the grid."""
     import numpy as np
@@ -178,7 +187,7 @@ def infer_loss(battery, run) -> LossFinding:
         return finding
     gamma, p0, label, forward = map(np.asarray, (gamma, p0, label, forward))
     plain = float(_fit_residual(gamma, p0, label, forward, np.zeros(()), np.ones(())))
-    if plain <= FIT:
+    if plain <= fit_tolerance(run.observation):
         e, weight, residual = 0.0, 1.0, plain
     else:
         # (eps / 2, log w1/w0) on a grid, zoomed in around the best point six times.
@@ -199,7 +208,7 @@ def infer_loss(battery, run) -> LossFinding:
                     e, weight, residual = cand_e, cand_w, r
                     break
     finding.residual = residual
-    if residual > FIT:
+    if residual > fit_tolerance(run.observation):
         finding.why = f"no cross-entropy form fits the logit gradients (residual {residual:.1e})"
         return finding
     epsilon = round(2 * e, 4)
@@ -422,7 +431,8 @@ def _infer(battery) -> EffectiveRecipe:
     rows.append(Row("trained tensors", f"all {len(start)}", trained, "+" if eff.frozen or eff.added else ("!" if idle else "=")))
     eff.loss = infer_loss(battery, run)
     form = eff.loss.form
-    weighted = bool(eff.loss.scale) and any(abs(x - 1) > SAME for x in eff.loss.scale) and not (form and form.class_weights)
+    same = max(SAME, fit_tolerance(obs))  # under bf16 the row weights are read off gradients rounded to bf16
+    weighted = bool(eff.loss.scale) and any(abs(x - 1) > same for x in eff.loss.scale) and not (form and form.class_weights)
     rows.append(Row("loss", "mean cross-entropy over each step's rows", eff.loss.describe(),
                     "!" if form is None or weighted else ("=" if form.plain else "+")))
     eff.dropout_start, eff.dropout = obs.dropout, obs.dropout_at_train

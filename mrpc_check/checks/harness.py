@@ -320,7 +320,7 @@ class Battery:
 
     # -- oracles computed outside the loop ------------------------------------------------------
     def reference_gradient(self, weights: dict, rows: list, labels: list, loss: Optional["LossForm"] = None,
-                           run: Optional["Run"] = None) -> dict:
+                           run: Optional["Run"] = None, scale: float = 1.0) -> dict:
         """Gradient of the mean cross-entropy over ``rows`` at ``weights``, one unpadded example at a time.
 
         ``labels`` are the training labels the run was given (permuted in the label control); a
@@ -330,13 +330,20 @@ class Battery:
         class weights; :mod:`mrpc_check.checks.effective`), as torch defines it over ``rows``.
         ``run``: the run ``weights`` were captured in; where its loop added tensors to the model (LoRA
         matrices, a copy of the head), the gradient is recomputed on a copy of that run's model instead.
+        ``scale``: the weight of these rows in their optimizer step (len(rows) / the step's rows). The result is the
+        gradient times ``scale``; under autocast the loss is scaled before backward, as a correct loop does it,
+        since scaling inside a bf16 backward rounds otherwise than scaling after it.
         """
         loss = loss if loss is not None and not loss.plain else None
-        key = (id(weights), tuple(rows), id(labels), loss)  # the accumulation and clearing checks ask for the same micro-batches
+        autocast = run is not None and run.observation.autocast is not None
+        key = (id(weights), tuple(rows), id(labels), loss, scale if autocast else None)  # checks ask for the same micro-batches
         if key not in self._gradients:
             # The inputs are kept with the result: alive, their ids cannot be reused by other objects.
-            self._gradients[key] = (weights, labels, self._reference_gradient(weights, rows, labels, loss, run))
-        return self._gradients[key][2]
+            self._gradients[key] = (weights, labels, self._reference_gradient(weights, rows, labels, loss, run,
+                                                                              scale if autocast else 1.0))
+        found = self._gradients[key][2]
+        # In full precision the unscaled gradient is kept (one per micro-batch, whatever its weight) and scaled here.
+        return {n: g * scale for n, g in found.items()} if not autocast and scale != 1.0 else found
 
     def model_at(self, weights: dict, run: Optional["Run"] = None) -> tuple:
         """A copy of the model with ``weights`` (the captured ones of a step) loaded, in eval mode, and its named tensors.
@@ -365,9 +372,25 @@ class Battery:
         return labels[index] if split == "train" else self.eval_labels[index]
 
     def _reference_gradient(self, weights: dict, rows: list, labels: list, loss: Optional["LossForm"] = None,
-                            run: Optional["Run"] = None) -> dict:
+                            run: Optional["Run"] = None, scale: float = 1.0) -> dict:
         model, named = self.model_at(weights, run)
-        if loss is None:
+        if run is not None and run.observation.autocast is not None:
+            # Under autocast the per-example fp32 gradient is no oracle: bf16's rounding moved it by up to 39 % of its
+            # norm on a small-gradient step here. Recomputed as a correct loop computes it, at the same precision (the
+            # rows as one micro-batch, the collator's padding and mask, the same autocast), it equals the loop's bit for
+            # bit (measured 0.0 at every captured step of a correct bf16 loop); a bug still moves it.
+            device, dtype = run.observation.autocast
+            batch = self.collator([self._features(split, index, labels) for split, index in rows])
+            with torch.autocast(device, dtype=getattr(torch, dtype)):
+                out = model(**batch)
+                if loss is None:
+                    value = out.loss
+                else:
+                    weight = torch.tensor(loss.class_weights) if loss.class_weights else None
+                    value = torch.nn.functional.cross_entropy(out.logits.float(), batch["labels"], weight=weight,
+                                                              label_smoothing=loss.label_smoothing)
+            (value * scale).backward() if scale != 1.0 else value.backward()
+        elif loss is None:
             for split, index in rows:
                 logits = model(**self.single(split, index)).logits  # (1, num_labels)
                 ce = torch.nn.functional.cross_entropy(logits, torch.tensor([self.label_of((split, index), labels)])) / len(rows)
@@ -379,6 +402,14 @@ class Battery:
             weight = torch.tensor(loss.class_weights) if loss.class_weights else None
             torch.nn.functional.cross_entropy(logits, target, weight=weight, label_smoothing=loss.label_smoothing).backward()
         return {n: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)) for n, p in named.items()}
+
+    def _features(self, split: str, index: int, labels: list) -> dict:
+        """One row as the collator takes it: its token columns and the label the run trained it with."""
+        row = self._plain[split][index]
+        keys = ["input_ids", "token_type_ids", "attention_mask"] if self.has_token_types else ["input_ids", "attention_mask"]
+        features = {k: row[k] for k in keys if k in row}
+        features["labels"] = self.label_of((split, index), labels)
+        return features
 
     def single(self, split: str, index: int, device=None) -> dict:
         """One example as a batch of one, no padding (so no mask can matter)."""

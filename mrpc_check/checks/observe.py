@@ -10,6 +10,8 @@ The battery never asks a loop what it did; it watches:
   so it sees an optimizer whoever built it: the loop, Accelerate or Trainer): the learning
   rate and weight decay of each group, the global gradient norm, and on request a copy of
   the gradients and of the weights the step starts from;
+* the precision of the training forwards: torch's autocast state (device and dtype) as the first one starts,
+  and the dtype of the logits, so that the gradient oracles recompute at the precision the loop ran at;
 * the gradient backward produced, before the loop touched it: tensor hooks on every parameter
   sum what autograd hands over in each step, so a clip, a rescale or a leftover shows as the
   difference between that *raw* gradient and the one the step applies;
@@ -105,6 +107,10 @@ class Observation:
     # A new optimizer after the first one: {"step": its first optimizer step (1-based), "fresh": whether the model's
     # weights were back at their start values then (several models trained in one run: k-fold, an ensemble)}.
     restarts: list = field(default_factory=list)
+    # Training forwards under autocast: (device type, dtype name), e.g. ("cpu", "bfloat16"), read from torch's autocast
+    # state when the first training forward starts; None in full precision. logits_dtype: the training logits' dtype.
+    autocast: Optional[tuple] = None
+    logits_dtype: Optional[str] = None
     # Rates the optimizer applied from its own schedule (schedule-free's group["scheduled_lr"], read after each
     # step), replacing StepRecord.lrs: True when any step's rate came from there.
     own_schedule: bool = False
@@ -292,6 +298,11 @@ class Observer:
 
     def _before_forward(self, module, args, kwargs):
         self._scan()  # before the forward, so that this forward's backward reaches the hooks of what the loop added
+        if torch.is_grad_enabled() and self.observation.logits_dtype is None and self.observation.autocast is None:
+            for device in ("cpu", "cuda"):
+                if torch.is_autocast_enabled(device):
+                    self.observation.autocast = (device, str(torch.get_autocast_dtype(device)).replace("torch.", ""))
+                    break
         if self.observation.dropout_at_train is None and torch.is_grad_enabled():
             rates = [m.p for m in self.model.modules() if isinstance(m, torch.nn.Dropout) and m.training]
             self.observation.dropout_at_train = float(max(rates, default=0.0))
@@ -323,6 +334,8 @@ class Observer:
             record.loss = float(loss.detach().float())
         logits = output.get("logits") if isinstance(output, dict) else getattr(output, "logits", None)
         if isinstance(logits, torch.Tensor) and logits.requires_grad and logits.dim() == 2:
+            if self.observation.logits_dtype is None:
+                self.observation.logits_dtype = str(logits.dtype).replace("torch.", "")
             record.logits = logits.detach().float().cpu()
 
             def received(grad, record=record):
