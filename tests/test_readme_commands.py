@@ -131,3 +131,17 @@ def test_the_two_commands_heading_gives_two_commands(page):
     after = text[text.index("## Two commands on a fresh machine"):]
     block = re.search(r"```bash\n(.*?)```", after, flags=re.S).group(1)
     assert shell_commands(f"```bash\n{block}```") == ["bash scripts/train.sh", "bash .ci/run"]
+
+
+def test_docs_pytest_page_lists_every_plugin_option():
+    """Every --mrpc-* option the plugin registers is named on docs/pytest.md (a CI maintainer reads them there)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    source = (root / "mrpc_check" / "acceptance" / "plugin.py").read_text()
+    page = (root / "docs" / "pytest.md").read_text()
+    options = set(re.findall(r'addoption\(\s*f?"(--mrpc-[a-z-]+)', source))
+    assert {"--mrpc-loop", "--mrpc-strict", "--mrpc-data"} <= options, options
+    missing = sorted(o for o in options if f"`{o}" not in page and not o.startswith("--mrpc-behaviour-"))
+    assert not missing, f"docs/pytest.md does not name {missing}"
