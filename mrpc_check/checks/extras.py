@@ -2,7 +2,7 @@
 
 The effective recipe (:mod:`mrpc_check.checks.effective`) shows every extra; these checks grade
 them, one family each, and the checks whose oracle an extra breaks read it from here instead of
-blaming their own family (:func:`extra_explains`).
+blaming their own family (``extra_explains``, in the verdict module).
 
 * ``loss``: label smoothing or class weights in the loop's cross-entropy. Oracle: the raw gradient
   of the first steps decomposed on per-row gradients per class and of the uniform target.
