@@ -415,13 +415,15 @@ def _infer(battery) -> EffectiveRecipe:
     eff.frozen = [n for n in start if n not in set(at_step)]
     all_names = [n for n, _ in battery.fresh_model(0).named_parameters()]
     eff.frozen_prefixes = module_prefixes(eff.frozen, all_names)
-    eff.added = [n for n in obs.added if n in set(at_step)]  # tensors the loop added and trains (LoRA, a head's copy)
+    trains = set(at_step)
+    eff.added = [n for n in obs.added if n in trains]  # tensors the loop added and trains (LoRA, a head's copy)
     updated = set().union(*(s.updated for s in steps)) if steps else set()
     idle = [n for n in at_step if n not in updated]
-    own = [n for n in at_step if n not in set(eff.added)]
     if eff.added:
-        trained = (f"{len(eff.added) - len([n for n in idle if n in set(eff.added)])} tensors the loop added ({describe_added(eff.added)})"
-                   f" and {len(own) - len([n for n in idle if n in set(own)])} of the model's {len(start)}")
+        added = set(eff.added)
+        own = [n for n in at_step if n not in added]
+        trained = (f"{sum(n in updated for n in eff.added)} tensors the loop added ({describe_added(eff.added)})"
+                   f" and {sum(n in updated for n in own)} of the model's {len(start)}")
     else:
         trained = f"{len(at_step) - len(idle)} of {len(start)} tensors"
     if eff.frozen:

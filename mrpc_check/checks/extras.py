@@ -133,15 +133,15 @@ def _untrained_head(battery, run, eff) -> Optional[Verdict]:
     """
     labels = getattr(getattr(run.model, "config", None), "num_labels", 2)
     # The last such weight in registration order: the head comes after the encoder (token type embeddings can be (2, h) too).
-    heads = [n for n, p in battery.fresh_model(0).named_parameters() if p.dim() == 2 and p.shape[0] == labels][-1:]
-    frozen = [n for n in heads if n in set(eff.frozen)]
+    heads = [(n, tuple(p.shape)) for n, p in battery.fresh_model(0).named_parameters() if p.dim() == 2 and p.shape[0] == labels][-1:]
+    frozen = [(n, shape) for n, shape in heads if n in set(eff.frozen)]
     if not frozen:
         return None
-    shape = tuple(dict(battery.fresh_model(0).named_parameters())[frozen[0]].shape)
+    (name, shape), = frozen
     tensors = run.observation.tensors
     if any(n in tensors and tuple(tensors[n].shape) == shape for n in eff.added):
         return None  # a copy of the head trains in its place (PEFT's modules_to_save)
-    return _present(fail("frozen", f"{frozen[0]} {shape} frozen by the loop and no tensor of its shape trains",
+    return _present(fail("frozen", f"{name} {shape} frozen by the loop and no tensor of its shape trains",
                 "the classification head is frozen at its random initialisation: the logits come from an untrained projection",
                 "train the head: LoraConfig(task_type='SEQ_CLS') (or modules_to_save=['classifier']) under PEFT, "
                 "or leave the head's requires_grad on"))

@@ -126,7 +126,8 @@ def check_optimizer(battery):
     problem = _decay_problem(groups, base.recipe.weight_decay, battery.declares("weight_decay"), trainable)
     if problem:
         return fail("optimizer", *problem)
-    added = [n for n in trainable if n in set(base.observation.added)]
+    added_by_loop = set(base.observation.added)
+    added = [n for n in trainable if n in added_by_loop]
     tensors = (f"{len(trainable)} trainable tensors" + (f" ({len(added)} added by the loop)" if added else "")
                + f" in {len(groups)} group(s), peak lr {peak:g}")
     if not battery.declares("weight_decay"):

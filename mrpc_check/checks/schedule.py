@@ -338,10 +338,11 @@ def check_schedule(battery):
             verdict.figure = f"run {run.name!r}: {verdict.figure}"
             from mrpc_check.checks.coverage import early_stop
 
-            if len(run.observation.steps) != fed_steps(run) or early_stop(run):
+            stopped = early_stop(run)
+            if len(run.observation.steps) != fed_steps(run) or stopped:
                 # A step count off is what misaligned groups (or an early stop) do; rates off at the right count are the
                 # schedule's own.
-                verdict = explained_by(battery, verdict, "coverage" if early_stop(run) else "grouping")
+                verdict = explained_by(battery, verdict, "coverage" if stopped else "grouping")
             return verdict
     steps = len(battery.base_run().observation.steps)
     if extras:
