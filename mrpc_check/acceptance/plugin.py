@@ -71,8 +71,9 @@ def pytest_addoption(parser):
                     help="tiny model family the check battery trains [%(default)s]")
     group.addoption("--mrpc-strict", action="store_true",
                     help="a check's warning (a confined, graded effect such as loss / accum) fails its test [off: it passes with a warning]")
-    group.addoption("--mrpc-loop", default="manual", metavar="MODULE:ADAPTER",
-                    help="loop the check battery verifies: package.module:adapter, file.py:adapter, or manual/accelerate/trainer/example [%(default)s]")
+    group.addoption("--mrpc-loop", default=None, metavar="MODULE:ADAPTER",
+                    help="loop the check battery verifies (and the slow tier fine-tunes): package.module:adapter, file.py:adapter, "
+                         "or manual/accelerate/trainer/example; needed outside this repository [inside it: manual]")
 
 
 def pytest_configure(config):
@@ -83,7 +84,10 @@ def pytest_configure(config):
     loops_from(config.getoption("--mrpc-loops"))
     config.pluginmanager.register(SeedSweep(config), "mrpc-seed-sweep")
     config.pluginmanager.register(CheckpointJudged(config), "mrpc-checkpoint-judged")
-    config.pluginmanager.register(EffectiveRecipes(), "mrpc-effective-recipes")
+    from mrpc_check.checks.pytest_route import BatteryRoute, load_loop
+
+    load_loop(config)  # a wrong --mrpc-loop is one usage line now, not one set-up error per check
+    config.pluginmanager.register(BatteryRoute(config), "mrpc-battery-route")
 
 
 def seeds_from(text: str) -> list:
@@ -167,27 +171,6 @@ class SeedSweep:
                 terminalreporter.write_line(line)
 
 
-class EffectiveRecipes:
-    """The effective recipe of each loop the battery judged, printed after the tests.
-
-    ``mrpc_check.checks``' ``test_effective_recipe`` records it as the user property
-    ``mrpc_effective_recipe`` (so --junitxml carries it, and reports bring it back from xdist workers).
-    """
-
-    def __init__(self) -> None:
-        self.tables: list = []
-
-    def pytest_runtest_logreport(self, report):
-        if report.when == "call":
-            self.tables += [value for key, value in report.user_properties if key == "mrpc_effective_recipe"]
-
-    def pytest_terminal_summary(self, terminalreporter):
-        if self.tables:
-            terminalreporter.section("mrpc_check effective recipe")
-            for table in dict.fromkeys(self.tables):
-                terminalreporter.write_line(table)
-
-
 class CheckpointJudged:
     """Never a vacuous green: ``--mrpc-checkpoint DIR`` given and no test judged it fails the session.
 
@@ -242,6 +225,22 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="needs CUDA: torch.cuda.is_available() is False; run `pytest -m gpu` on a machine with a GPU and a CUDA build of torch")
     for item in gpu_items:
         item.add_marker(skip)
+
+
+def pytest_collection_finish(session):
+    """No silent green: every selected test needs MRPC and none is found -> one usage line (exit 4), not a run of skips.
+
+    ``pytest --pyargs mrpc_check.acceptance`` (or ``-m slow``) selects the acceptance tests explicitly; a run of
+    skips would exit 0 having judged nothing. Inside a broader run (some tests need no data) they skip with the fix.
+    """
+    items = [item for item in session.items if not item.get_closest_marker("skip")]  # a test skipped anyway (no CUDA) needs nothing
+    if not items or not all("mrpc_data_source" in getattr(item, "fixturenames", ()) for item in items):
+        return
+    from mrpc_check.pipeline.config import discover_data
+
+    if not discover_data(session.config.getoption("--mrpc-data"), str(session.config.rootpath)):
+        raise pytest.UsageError(f"no MRPC data for the {len(items)} selected test(s), which all need it: pass --mrpc-data DIR or "
+                                f"set {DATA_ENV} to a GLUE MRPC folder (e.g. ../shared/data/glue/MRPC)")
 
 
 @pytest.fixture(scope="session")
@@ -369,13 +368,12 @@ def tiny_model_factory(mrpc_tokenizer):
 
 @pytest.fixture(scope="session")
 def mrpc_loop(pytestconfig):
-    """The adapter under test, from --mrpc-loop; define your own ``mrpc_loop`` fixture to pass one directly."""
-    from mrpc_check.checks.contract import AdapterError, load_adapter
+    """The adapter under test, from --mrpc-loop (loaded when pytest configured: a wrong one never gets here);
+    this repository's manual loop without it. Define your own ``mrpc_loop`` fixture to pass one directly."""
+    from mrpc_check.checks.contract import load_adapter
+    from mrpc_check.checks.pytest_route import DEFAULT_INSIDE, load_loop
 
-    try:
-        return load_adapter(pytestconfig.getoption("--mrpc-loop"))
-    except AdapterError as exc:
-        raise pytest.UsageError(str(exc)) from None
+    return load_loop(pytestconfig) or load_adapter(DEFAULT_INSIDE)
 
 
 @pytest.fixture(scope="session")

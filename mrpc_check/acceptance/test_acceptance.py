@@ -141,6 +141,8 @@ def test_your_loop_reaches_the_floor(request, tmp_path, mrpc_raw, mrpc_data_sour
     by the floors and the behaviour suite as the built-in loops are."""
     _skip_when_judging_a_checkpoint(request.config)
     loop = request.config.getoption("--mrpc-loop")
+    if not loop:
+        pytest.skip("no --mrpc-loop: pass --mrpc-loop file.py:adapter to fine-tune your own loop")
     if not is_user_loop(loop):
         pytest.skip(f"--mrpc-loop {loop}: a built-in loop (test_walkthrough_recipe_reaches_the_floor trains it); "
                     "pass --mrpc-loop file.py:adapter to fine-tune your own")

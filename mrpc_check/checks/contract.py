@@ -263,30 +263,31 @@ BUILTIN = {
 }
 
 
-def load_adapter(spec: str) -> Adapter:
+def load_adapter(spec: str, option: str = "--loop") -> Adapter:
     """Import ``package.module:attribute``, ``path/to/file.py:attribute`` or a built-in name.
 
     Built-in names: ``manual``, ``accelerate``, ``trainer`` (this project's loops) and
-    ``example`` (the plain PyTorch loop the broken catalogue varies).
+    ``example`` (the plain PyTorch loop the broken catalogue varies). ``option`` is the flag errors name
+    (``--mrpc-loop`` on the pytest route).
 
     Raises:
         AdapterError: the module or attribute cannot be found, or is not callable.
     """
     spec = BUILTIN.get(spec, spec)
     if ":" not in spec:
-        raise AdapterError(f"--loop {spec!r}: write package.module:adapter (or file.py:adapter, or one of "
+        raise AdapterError(f"{option} {spec!r}: write package.module:adapter (or file.py:adapter, or one of "
                            f"{', '.join(BUILTIN)}){did_you_mean(spec, BUILTIN)}")
-    adapter = import_object(spec, "--loop", AdapterError, "adapter function")
+    adapter = import_object(spec, option, AdapterError, "adapter function")
     attr = spec.rpartition(":")[2]
     if isinstance(adapter, type):  # a loop class such as the catalogue's: its instances are adapters
         try:
             adapter = adapter()
         except Exception as exc:
-            raise AdapterError(f"--loop {spec!r}: cannot instantiate class {attr!r} without arguments ({exc}): name an instance or a function") from exc
+            raise AdapterError(f"{option} {spec!r}: cannot instantiate class {attr!r} without arguments ({exc}): name an instance or a function") from exc
     if not callable(adapter):
-        raise AdapterError(f"--loop {spec!r}: {attr!r} is a {type(adapter).__name__}, not a callable adapter")
-    check_signature(adapter, spec)
-    capabilities(adapter, f"--loop {spec!r}: {attr}")  # an unknown feature name is refused now, not mid-battery
+        raise AdapterError(f"{option} {spec!r}: {attr!r} is a {type(adapter).__name__}, not a callable adapter")
+    check_signature(adapter, spec, option)
+    capabilities(adapter, f"{option} {spec!r}: {attr}")  # an unknown feature name is refused now, not mid-battery
     try:
         adapter.mrpc_spec = spec  # lets the 2-process checks import the same adapter in each rank
     except (AttributeError, TypeError):  # a builtin or slotted callable: 2-process checks will skip
@@ -312,7 +313,8 @@ def import_object(spec: str, option: str, error: type, what: str):
             # As `python file.py` does: the modules beside the file are importable from it.
             if str(path.parent) not in sys.path:
                 sys.path.insert(0, str(path.parent))
-            module_name = f"_mrpc_{option.strip('-').replace('-', '_')}_{path.stem}"
+            # One name per option whichever route loads it (--loop, --mrpc-loop): 2-process ranks load by --loop.
+            module_name = f"_mrpc_{option.strip('-').replace('-', '_').removeprefix('mrpc_')}_{path.stem}"
             module_spec = importlib.util.spec_from_file_location(module_name, path)
             module = importlib.util.module_from_spec(module_spec)
             sys.modules[module_name] = module  # dataclasses and pickling look the module up by name
@@ -333,7 +335,7 @@ def import_object(spec: str, option: str, error: type, what: str):
         hint = did_you_mean(attr, [n for n in vars(module) if not n.startswith("_")])
         raise error(f"{option} {spec!r}: {where!r} has no attribute {attr!r}{hint}: name the {what} after the colon") from None
 
-def check_signature(adapter: Adapter, spec: str = "adapter") -> None:
+def check_signature(adapter: Adapter, spec: str = "adapter", option: str = "--loop") -> None:
     """Refuse an adapter that cannot take (model, train_dataset, eval_dataset, collator, recipe)."""
     import inspect
 
@@ -344,7 +346,7 @@ def check_signature(adapter: Adapter, spec: str = "adapter") -> None:
     try:
         signature.bind(None, None, None, None, None)
     except TypeError:
-        raise AdapterError(f"--loop {spec!r}: your adapter takes {signature}; the battery calls "
+        raise AdapterError(f"{option} {spec!r}: your adapter takes {signature}; the battery calls "
                            "adapter(model, train_dataset, eval_dataset, collator, recipe): accept those five arguments") from None
 
 
