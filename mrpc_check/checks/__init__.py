@@ -33,7 +33,7 @@ Users run it as ``mrpc-check verify --loop package.module:adapter`` or
 holds a correct plain loop and one broken twin per classic bug.
 """
 
-from mrpc_check.checks.adapters import trainer_adapter
+from mrpc_check.checks.adapters import lightning_adapter, trainer_adapter
 from mrpc_check.checks.battery import check_names, format_table, run_battery, to_json
 from mrpc_check.checks.contract import FEATURES, AdapterError, Capabilities, LoopOutput, Recipe, capabilities, load_adapter
 from mrpc_check.checks.harness import Arch, Battery
@@ -52,6 +52,7 @@ __all__ = [
     "capabilities",
     "check_names",
     "format_table",
+    "lightning_adapter",
     "load_adapter",
     "run_battery",
     "to_json",

@@ -113,3 +113,123 @@ def trainer_adapter(trainer_class=None, name: Optional[str] = None, **training_a
     adapter.__name__ = name or f"trainer_adapter({getattr(trainer_class, '__name__', 'Trainer')})"
     adapter.distributed = True
     return adapter
+
+
+def lightning_adapter(build_module, name: Optional[str] = None, datamodule=None, **trainer_kwargs):
+    """An adapter for a user's ``LightningModule`` trained by Lightning's ``Trainer`` (``lightning`` or ``pytorch_lightning``).
+
+    Args:
+        build_module: ``build_module(model, recipe) -> LightningModule`` around the model handed over: it maps the
+            recipe's lr, warmup, weight decay and batch sizes onto the module's own hyper-parameters.
+        datamodule: optional ``datamodule(train_dataset, eval_dataset, collator, recipe) -> LightningDataModule``, the
+            user's own loaders (predictions come from its ``predict_dataloader``, else its ``val_dataloader``).
+            Without it: the walkthrough's loaders (training rows shuffled, evaluation in order), the evaluation
+            loader also the validation loader Lightning runs after each epoch (and in its sanity check).
+        trainer_kwargs: override the ``Trainer`` flags built from the recipe.
+
+    The recipe's loop settings become Trainer flags, as a user sets them: ``max_epochs``, ``accumulate_grad_batches``,
+    ``gradient_clip_val`` (None: no clipping), ``precision`` (``bf16-mixed``, ``16-mixed``), one device of the
+    recipe's kind; no logger, no checkpoints, no progress bar. ``seed_everything(recipe.seed)`` runs before the
+    module is built. Lightning steps the optimizer through a closure (forward and backward inside
+    ``optimizer.step``): the battery reads each step when the closure returns. Predictions: ``trainer.predict`` over
+    the evaluation loader through the module's ``predict_step`` (logits, classes, a ``ModelOutput`` or a dict with
+    ``logits``/``preds``), or, when it defines none, its ``forward(**batch)``.
+
+    Example (in ``my_project/checks.py``)::
+
+        from mrpc_check.checks import lightning_adapter
+        from my_project.module import Classifier
+        adapter = lightning_adapter(lambda model, recipe: Classifier(model, lr=recipe.lr, warmup_steps=recipe.warmup_steps))
+    """
+
+    def adapter(model, train_dataset, eval_dataset, collator, recipe: Recipe) -> LoopOutput:
+        import logging
+        import warnings
+
+        from torch.utils.data import DataLoader
+
+        from mrpc_check.pipeline.model import resolve_device
+
+        pl = _lightning()
+        pl.seed_everything(recipe.seed, verbose=False)
+        module = build_module(model, recipe)
+        pl = _lightning(module)  # the Trainer of the package the module was written against
+        precision = {"bf16": "bf16-mixed", "fp16": "16-mixed"}.get(recipe.mixed_precision, "32-true")
+        with tempfile.TemporaryDirectory(prefix="mrpc-lightning-") as scratch, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*(num_workers|bottleneck|does not have many workers).*")
+            quiet = [logging.getLogger(n) for n in ("lightning.pytorch", "pytorch_lightning", "lightning.fabric", "lightning_fabric")]
+            levels = [logger.level for logger in quiet]
+            for logger in quiet:
+                logger.setLevel(logging.WARNING)  # "GPU available: False ...": info lines on every run
+            try:
+                flags = dict(max_epochs=recipe.epochs, accumulate_grad_batches=recipe.grad_accum,
+                             gradient_clip_val=recipe.max_grad_norm, precision=precision,
+                             accelerator=resolve_device(recipe.device).type, devices=1, default_root_dir=scratch,
+                             logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+                flags.update(trainer_kwargs)
+                trainer = pl.Trainer(**flags)
+                if datamodule is not None:
+                    data = datamodule(train_dataset, eval_dataset, collator, recipe)
+                    trainer.fit(module, datamodule=data)
+                    predict_loader = _predict_loader(data, pl)
+                else:
+                    train_loader = DataLoader(train_dataset, batch_size=recipe.batch_size, shuffle=True, collate_fn=collator)
+                    predict_loader = DataLoader(eval_dataset, batch_size=recipe.eval_batch_size, collate_fn=collator)
+                    trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=predict_loader)
+                if not _overridden(module, "predict_step", pl):
+                    # Lightning's default predict_step calls self(batch): a module whose forward takes **inputs fails.
+                    module.predict_step = lambda batch, *args, **kwargs: module(**batch)
+                outputs = trainer.predict(module, dataloaders=predict_loader)
+            finally:
+                for logger, level in zip(quiet, levels):
+                    logger.setLevel(level)
+        return LoopOutput(predictions=_classes(outputs))
+
+    adapter.__name__ = name or f"lightning_adapter({getattr(build_module, '__name__', 'module')})"
+    return adapter
+
+
+def _lightning(module=None):
+    """``lightning.pytorch`` or ``pytorch_lightning``: the one ``module`` subclasses, else whichever is installed."""
+    import importlib
+
+    names = ("lightning.pytorch", "pytorch_lightning")
+    if module is not None:
+        for cls in type(module).__mro__:
+            if cls.__name__ == "LightningModule" and cls.__module__.split(".core")[0] in names:
+                return importlib.import_module(cls.__module__.split(".core")[0])
+    for package in names:
+        try:
+            return importlib.import_module(package)
+        except ImportError:
+            continue
+    raise ImportError("lightning_adapter needs Lightning: pip install lightning")
+
+
+def _overridden(obj, method: str, pl, base=None) -> bool:
+    """The user's class defines ``method`` (not Lightning's default)."""
+    return getattr(type(obj), method) is not getattr(base or pl.LightningModule, method)
+
+
+def _predict_loader(data, pl):
+    """The user's datamodule's prediction loader, else its validation loader (one loader, in order)."""
+    for method in ("predict_dataloader", "val_dataloader"):
+        if _overridden(data, method, pl, pl.LightningDataModule):
+            return getattr(data, method)()
+    raise TypeError(f"{type(data).__name__} has no predict_dataloader or val_dataloader: define one over eval_dataset, in order")
+
+
+def _classes(outputs) -> list:
+    """trainer.predict's per-batch outputs (logits, classes, ModelOutput, dict) -> one class per row, in order."""
+    import torch
+
+    classes = []
+    for out in outputs:
+        if isinstance(out, dict) or hasattr(out, "logits"):
+            getter = out.get if isinstance(out, dict) else lambda key: getattr(out, key, None)
+            out = next((getter(key) for key in ("logits", "preds", "predictions") if getter(key) is not None), None)
+            if out is None:
+                raise TypeError("predict_step returned a dict without 'logits', 'preds' or 'predictions': return the logits")
+        out = torch.as_tensor(out).detach().cpu()
+        classes += (out.float().argmax(-1) if out.ndim == 2 else out).tolist()
+    return classes

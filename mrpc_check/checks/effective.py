@@ -334,7 +334,7 @@ def effective_recipe(battery) -> EffectiveRecipe:
 
 def _infer(battery) -> EffectiveRecipe:
     from mrpc_check.checks.coverage import epoch_rows
-    from mrpc_check.checks.evaluation import eval_passes
+    from mrpc_check.checks.evaluation import eval_passes, sanity_rows
     from mrpc_check.checks.grouping import expected_groups, observed_groups
     from mrpc_check.checks.optimizer import exempt
     from mrpc_check.checks.schedule import constant_after_warmup, fed_steps, fractional_warmup, infer_schedule, warmup_of
@@ -449,7 +449,9 @@ def _infer(battery) -> EffectiveRecipe:
         kinds.append(f"{'+'.join(sorted(splits))} in {mode} mode")
     # A pass over the training rows beside the validation one (training accuracy) is an extra; anything else differs.
     extra = kinds and all(k in ("validation in eval mode", "train+validation in eval mode") for k in kinds)
-    rows.append(Row("evaluation", "validation, eval mode", f"{len(passes)} pass(es): " + "; ".join(dict.fromkeys(kinds)) if passes else "none",
+    sanity = sanity_rows(run)
+    seen = f"{len(passes)} pass(es): " + "; ".join(dict.fromkeys(kinds)) + (f" (a sanity check of {sanity} rows before training)" if sanity else "")
+    rows.append(Row("evaluation", "validation, eval mode", seen if passes else "none",
                     "=" if kinds and all(k == "validation in eval mode" for k in kinds) else ("+" if extra else "!")))
     from mrpc_check.checks.observe import models_in_run
 

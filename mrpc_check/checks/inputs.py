@@ -64,11 +64,18 @@ def check_modes(battery):
     for i, f in enumerate(train):
         if not f.training:
             epoch = _epoch_of(run, i)
-            after_eval = any(not g.grad_enabled for g in run.observation.forwards[: run.observation.forwards.index(f)])
-            return fail("modes", f"training forward {i + 1} (epoch {epoch}) ran in eval mode"
-                        + (" after an evaluation" if after_eval else ""),
-                        "no model.train() after evaluation" if after_eval else "model never switched to train mode",
-                        "call model.train() at the start of every epoch: evaluation leaves the model in eval mode")
+            before = run.observation.forwards[: run.observation.forwards.index(f)]
+            if any(g.training for g in before):  # it was in train mode once: an evaluation left it in eval mode
+                return fail("modes", f"training forward {i + 1} (epoch {epoch}) ran in eval mode after an evaluation",
+                            "no model.train() after evaluation",
+                            "call model.train() at the start of every epoch: evaluation leaves the model in eval mode")
+            fix = "call model.train() before training: from_pretrained hands the model over in eval mode"
+            if run.observation.closure_steps:  # optimizer.step(closure): Lightning's automatic optimization
+                fix += (" and Lightning's Trainer does not switch it (it warns 'Found N module(s) in eval mode at the start "
+                        "of training'): call self.model.train() after from_pretrained in the LightningModule's __init__, or in its "
+                        "on_train_start")
+            return fail("modes", f"training forward {i + 1} (epoch {epoch}) ran in eval mode, and no forward before it in "
+                        "train mode", "model never switched to train mode", fix)
     evals = run.observation.eval_forwards()
     for i, f in enumerate(evals):
         if f.training:

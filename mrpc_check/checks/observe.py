@@ -114,6 +114,8 @@ class Observation:
     # Rates the optimizer applied from its own schedule (schedule-free's group["scheduled_lr"], read after each
     # step), replacing StepRecord.lrs: True when any step's rate came from there.
     own_schedule: bool = False
+    # Steps taken as optimizer.step(closure), forward and backward inside the step (Lightning's automatic optimization).
+    closure_steps: bool = False
 
     def scheduler_stride(self) -> Optional[int]:
         """Scheduler steps per optimizer step when every step took the same number (2 under a prepared scheduler
@@ -370,6 +372,24 @@ class Observer:
                     "type": type(optimizer).__name__,
                 })
         self._optimizers[id(optimizer)] = optimizer
+        closure = kwargs.get("closure", args[0] if args else None)
+        if callable(closure):
+            self.observation.closure_steps = True
+            # optimizer.step(closure) (Lightning's automatic optimization): forward and backward run inside the step,
+            # after this hook. The step is read when the closure returns, just before the update, as it is otherwise.
+            def observed(*a, **k):
+                loss = closure(*a, **k)
+                self._record(optimizer)
+                return loss
+
+            if "closure" in kwargs:
+                return args, {**kwargs, "closure": observed}
+            return (observed, *args[1:]), kwargs
+        self._record(optimizer)
+        return None
+
+    def _record(self, optimizer) -> None:
+        """The step about to update the weights: its rates, its gradients against backward's raw ones."""
         params = [p for g in optimizer.param_groups for p in g["params"]]
         with torch.no_grad():
             grads = {id(p): p.grad.detach().float() for p in params if p.grad is not None}
