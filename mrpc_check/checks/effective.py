@@ -355,7 +355,11 @@ def _infer(battery) -> EffectiveRecipe:
     warmup = warmup_of(recipe, total)
     lrs = [s.lrs[0] for s in steps]
     final = obs.final_lrs[0] if obs.final_lrs else float("nan")
-    eff.schedule = infer_schedule(lrs, final, peak, strides=(1, max(1, recipe.grad_accum)), expect=(warmup, total)) if lrs else None
+    # Two schedules can fit few rates (no warmup over 12 steps, or warmup 2 over 26 stepped twice per step): the
+    # scheduler's own step count, when the loop has one, says which.
+    observed = obs.scheduler_stride()
+    strides = (observed,) if observed else (1, max(1, recipe.grad_accum))
+    eff.schedule = infer_schedule(lrs, final, peak, strides=strides, expect=(warmup, total)) if lrs else None
     want = f"linear, warmup {warmup}, {total} steps to 0"
     constant = constant_after_warmup(run) if lrs else None
     if constant is not None and not (total > constant and lrs and math.isclose(final, 0.0)):
@@ -374,7 +378,8 @@ def _infer(battery) -> EffectiveRecipe:
     else:
         w, t, stride, _ = eff.schedule
         shape = f"linear, warmup {w}, " + (f"{t} steps to 0" if t is not None else "never reaches its peak") + (
-            f", {stride} scheduler steps per optimizer step" if stride > 1 else "")
+            f", {stride} scheduler steps per optimizer step" if stride > 1 else "") + (
+            f"; the recipe's warmup of {warmup} steps is ignored" if w == 0 and warmup > 0 else "")
         mark = "=" if (w, t, stride) == (warmup, total, 1) else ("+" if warmup == 0 and w > 0 and t == total and stride == 1 else "!")
     rows.append(Row("schedule", want, f"{shape} ({len(steps)} optimizer steps)", mark))
     decays = {}

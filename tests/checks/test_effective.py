@@ -330,3 +330,31 @@ def test_an_extra_pass_over_the_training_rows_is_an_extra_not_an_evaluation_on_t
     assert evaluation.status == "pass", evaluation.message()
     row = next(r for r in verdicts.effective.rows if r.name == "evaluation")
     assert row.mark == "+" and "train+validation in eval mode" in row.observed
+
+
+def test_when_two_schedules_fit_the_scheduler_step_count_picks_and_an_ignored_warmup_is_named(bert):
+    """No warmup over 12 steps stepped once per step, and warmup 2 over 26 stepped twice per step, give the same 12
+    rates; the loop's scheduler was counted once per optimizer step, so the first reading is the loop's."""
+    from mrpc_check.checks.broken import PlainLoop
+    from mrpc_check.checks.effective import effective_recipe
+    from mrpc_check.checks.harness import Battery
+    from mrpc_check.checks.schedule import infer_schedule
+
+    rates = [1e-3 * (12 - k) / 12 for k in range(12)]
+    assert infer_schedule(rates, 0.0, 1e-3, strides=(1, 2), expect=(2, 6)) == (2, 26, 2, 2)  # the rates alone: ambiguous
+    assert infer_schedule(rates, 0.0, 1e-3, strides=(1,), expect=(2, 6)) == (0, 12, 1, 0)
+
+    class NoWarmupNoAccumulation(PlainLoop):
+        def __call__(self, model, train_dataset, eval_dataset, collator, recipe):
+            return super().__call__(model, train_dataset, eval_dataset, collator, recipe.replace(grad_accum=1))
+
+        def make_scheduler(self, optimizer, recipe, total, warmup_shift=0):
+            return super().make_scheduler(optimizer, recipe.replace(warmup_steps=0, warmup_ratio=0.0), total, warmup_shift)
+
+    battery = Battery(NoWarmupNoAccumulation(), bert)
+    try:
+        assert battery.base_run().recipe.warmup_steps == 2
+        row = next(r for r in effective_recipe(battery).rows if r.name == "schedule")
+    finally:
+        battery.close()
+    assert row.mark == "!" and row.observed.startswith("linear, warmup 0, 12 steps to 0; the recipe's warmup of 2 steps is ignored"), row
