@@ -79,12 +79,14 @@ def _task(run, cfg: dict, threads: int) -> dict:
     import torch
 
     from mrpc_check.pipeline.checkpoint import latest_checkpoint
+    from mrpc_check.pipeline.report import pair_problem
 
     torch.set_num_threads(threads)
     os.environ["TQDM_DISABLE"] = "1"
     folder = Path(cfg["output_dir"])
     _writable(folder)
-    if not (folder / "report.json").is_file() and latest_checkpoint(folder) is not None:
+    finished = (folder / "report.json").is_file() and pair_problem(folder) is None
+    if not finished and latest_checkpoint(folder) is not None:
         cfg = {**cfg, "resume": True, "overwrite": False}  # a retry after the worker died: go on from the checkpoint
     started = time.perf_counter()
     entry = run(cfg)

@@ -26,14 +26,12 @@ from typing import Optional, Sequence
 from mrpc_check.pipeline.config import TrainConfig
 from mrpc_check.errors import ConfigError
 from mrpc_check.acceptance.floors import Floors, refuse_at_baseline
+from mrpc_check.acceptance.summary import (PER_RUN, RULES, SWEEP_JSON, draw_sweep, format_summary,  # noqa: F401  (the sweep's API)
+                                           progress_line, read_summary, rule_text, run_entry, same_recipe, summarise,
+                                           RUNNING_NAME, write_summary)
 
-RULES = ("median", "all")
-SWEEP_JSON = "sweep.json"
 SWEEP_PLOT = "sweep.png"
 GRID_JSON = "grid.json"
-# Config fields that differ between seeds of one sweep, or between a sweep and its resumption,
-# without changing the recipe.
-_PER_RUN = {"seed", "output_dir", "overwrite", "resume", "checkpoint_every", "log_every", "num_workers"}
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -83,7 +81,7 @@ def parse_grid(specs: Sequence[str]) -> list[dict]:
             close = difflib.get_close_matches(key, fields, n=1)
             raise ConfigError(f"--grid {key!r} is not a recipe setting" + (f" (did you mean {close[0]!r}?)" if close else "")
                               + "; see mrpc-check train --help")
-        if key in _PER_RUN or key == "data":
+        if key in PER_RUN or key == "data":
             raise ConfigError(f"--grid {key!r}: a sweep sets it per run (or it changes the data, not the recipe); grid recipe settings only")
         if key in dict(axes):
             raise ConfigError(f"--grid {key!r} given twice: put all its values in one --grid {key}=V1,V2")
@@ -156,101 +154,29 @@ def seed_dir(out: Path, seed: int) -> Path:
     return Path(out) / f"seed-{seed}"
 
 
-def _quartiles(values: Sequence[float]) -> dict:
-    import numpy as np
-
-    q1, median, q3 = (float(v) for v in np.percentile(values, [25, 50, 75]))
-    return {"median": median, "q1": q1, "q3": q3, "iqr": q3 - q1, "min": float(min(values)), "max": float(max(values))}
-
-
-def rule_text(floors: Floors, rule: str) -> str:
-    """The pass rule in words, as printed with every verdict."""
-    value = "" if floors.on == "point" else " (95 % interval lower ends)"
-    if rule == "median":
-        return (f"no run degenerate, and median F1{value} >= {floors.min_f1} and median accuracy{value} >= {floors.min_accuracy}")
-    return f"no run degenerate, and every run's F1{value} >= {floors.min_f1} and accuracy{value} >= {floors.min_accuracy}"
-
-
-def summarise(runs: list[dict], floors: Floors, rule: str = "median") -> dict:
-    """Spread and verdict of finished runs (each: seed, accuracy, f1, interval, degenerate[, test]).
-
-    Returns:
-        ``{"runs", "validation": {"f1": stats, "accuracy": stats}, "test": ... (when every run
-        has test scores), "degenerate_rate", "rule", "passed", "failures"}``.
-    """
-    if rule not in RULES:
-        raise ConfigError(f"--rule must be one of {', '.join(RULES)}, got {rule!r}")
-    if not runs:
-        raise ConfigError("a sweep summary needs at least one finished run")
-
-    def judged(run: dict, name: str) -> float:
-        return run[name] if floors.on == "point" else run["interval"][name][0]
-
-    summary = {"runs": len(runs), "validation": {n: _quartiles([r[n] for r in runs]) for n in ("f1", "accuracy")}}
-    if all(r.get("test") for r in runs):
-        summary["test"] = {n: _quartiles([r["test"][n] for r in runs]) for n in ("f1", "accuracy")}
-    degenerate = [r["seed"] for r in runs if r["degenerate"]]
-    summary["degenerate_rate"] = len(degenerate) / len(runs)
-    failures = [f"degenerate run(s): seed {', '.join(map(str, degenerate))}"] if degenerate else []
-    for name, floor in (("f1", floors.min_f1), ("accuracy", floors.min_accuracy)):
-        values = [judged(r, name) for r in runs]
-        if rule == "median":
-            median = _quartiles(values)["median"]
-            if median < floor:
-                failures.append(f"median validation {name} {median:.4f} < floor {floor}")
-        else:
-            low = [r["seed"] for r, v in zip(runs, values) if v < floor]
-            if low:
-                failures.append(f"validation {name} below floor {floor} for seed {', '.join(map(str, low))}")
-    if floors.max_gap is not None:  # each seed's validation-test gap, where the data has a labelled test split
-        wide = [r["seed"] for r in runs if r.get("test") and abs(r["f1"] - r["test"]["f1"]) > floors.max_gap]
-        if wide:
-            failures.append(f"|validation F1 - test F1| > --max-gap {floors.max_gap} for seed {', '.join(map(str, wide))}")
-    summary.update({"rule": rule_text(floors, rule), "passed": not failures, "failures": failures})
-    return summary
-
-
-def run_entry(report: dict, seed: int, folder: Path) -> dict:
-    """What a sweep keeps of one run's report."""
-    m = report["metrics"]
-    entry = {
-        "seed": seed,
-        "accuracy": m["validation"]["accuracy"],
-        "f1": m["validation"]["f1"],
-        "mcc": m["validation_analysis"]["mcc"],
-        "interval": {k: m["validation_analysis"]["interval"][k] for k in ("f1", "accuracy")},
-        "degenerate": report["degenerate"]["reason"],
-        "train_s": report["train"]["runtime_s"],
-        "report": str(folder / "report.json"),
-    }
-    if "test" in m:
-        entry["test"] = {"accuracy": m["test"]["accuracy"], "f1": m["test"]["f1"]}
-    return entry
-
-
-def _same_recipe(saved: dict, wanted: dict) -> bool:
-    from mrpc_check.pipeline.report import normalised_paths
-
-    wanted = normalised_paths(wanted)  # reports store absolute paths
-    return {k: v for k, v in saved.items() if k not in _PER_RUN} == {k: v for k, v in wanted.items() if k not in _PER_RUN}
-
-
 def _plan(cfg: TrainConfig, seeds: Sequence[int], out: Path, overwrite: bool) -> tuple[list[dict], list[TrainConfig]]:
     """Finished runs to read back, and configs of the runs still to do."""
     from mrpc_check.acceptance.user_loop import resumable_from
     from mrpc_check.pipeline.checkpoint import latest_checkpoint
+    from mrpc_check.pipeline.report import pair_problem
 
     done, todo = [], []
     for seed in seeds:
         folder = seed_dir(out, seed)
         run_cfg = dataclasses.replace(cfg, seed=seed, output_dir=str(folder), overwrite=False, resume=False)
         report_path = folder / "report.json"
+        if report_path.is_file() and pair_problem(folder):
+            # A run stopped between writing model/ and report.json: not finished. It goes on from its checkpoints
+            # (which are cleared only once both are written), or is redone.
+            todo.append(dataclasses.replace(run_cfg, resume=True) if latest_checkpoint(folder) is not None
+                        else dataclasses.replace(run_cfg, overwrite=True))
+            continue
         if report_path.is_file() and not overwrite:
             try:
                 report = json.loads(report_path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 report = None
-            if report is not None and _same_recipe(report.get("config", {}), run_cfg.to_dict()):
+            if report is not None and same_recipe(report.get("config", {}), run_cfg.to_dict()):
                 done.append(run_entry(report, seed, folder))
                 continue
             raise ConfigError(f"{str(folder)!r} holds a run of another recipe (or an unreadable report): "
@@ -271,11 +197,18 @@ def _one_run(cfg_dict: dict) -> dict:
     from mrpc_check.pipeline.config import make_config
     from mrpc_check.testing import reset_accelerate
 
+    from mrpc_check.pipeline.checkpoint import latest_checkpoint
+    from mrpc_check.pipeline.report import pair_problem, read_report
+
     folder = Path(cfg_dict["output_dir"])
     if (folder / "report.json").is_file() and not cfg_dict.get("overwrite"):
-        # Planned without a report, so an earlier attempt of this very task wrote it (a Ray retry
-        # after the worker died between writing the report and returning): read it back.
-        return run_entry(json.loads((folder / "report.json").read_text(encoding="utf-8")), cfg_dict["seed"], folder)
+        # Planned without a report, so an earlier attempt of this very task wrote it (a Ray retry after the worker
+        # died between writing the report and returning): read it back, guarded; if that attempt died between
+        # model/ and report.json, go on from its checkpoints, or redo it.
+        report = read_report(folder, paired=False)  # a truncated or hand-edited one: one line, never trained over
+        if pair_problem(folder) is None:
+            return run_entry(report, cfg_dict["seed"], folder)
+        cfg_dict = {**cfg_dict, **({"resume": True} if latest_checkpoint(folder) is not None else {"overwrite": True})}
     reset_accelerate()  # runs in one process must not inherit the previous run's Accelerator
     cfg = make_config(**cfg_dict)
     return run_entry(train_any(cfg), cfg.seed, Path(cfg.output_dir))
@@ -343,8 +276,6 @@ def run_sweep(cfg: TrainConfig, seeds: Sequence[int], out, floors: Optional[Floo
 
     from mrpc_check.pipeline.data import load_mrpc
     from mrpc_check.pipeline.stats import majority_baseline
-    from mrpc_check.pipeline.report import atomic_write_text
-
     floors = floors or Floors()
     options = options or EngineOptions(jobs=jobs, progress=progress)
     if rule not in RULES:
@@ -361,26 +292,33 @@ def run_sweep(cfg: TrainConfig, seeds: Sequence[int], out, floors: Optional[Floo
     refuse_at_baseline(floors, baseline)
     done, todo = _plan(cfg, seeds, out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
-    order = {s: i for i, s in enumerate(seeds)}
     failed: list[dict] = []
     models: dict = {}  # seed -> model folder kept at the end (--keep-models)
 
     def record(runs: list[dict], final: bool) -> dict:
-        runs = sorted(runs, key=lambda r: order[r["seed"]])
-        summary = summarise(runs, floors, rule) if runs else None
-        if failed:
-            # Never a silent spread over fewer seeds: the verdict says what it rests on, and fails.
-            lost = ", ".join(str(f["seed"]) for f in sorted(failed, key=lambda f: order[f["seed"]]))
-            note = f"seed {lost} failed for good: the spread rests on {len(runs)} of {len(seeds)} seeds"
-            summary = {**(summary or {"runs": 0, "rule": rule_text(floors, rule)}), "passed": False,
-                       "failures": [note, *((summary or {}).get("failures", []))]}
-        result = {"config": {**cfg.to_dict(), "output_dir": str(out.resolve())}, "seeds": list(seeds),
-                  "floors": floors.to_dict(), "baseline": baseline, "runs": runs, "failed": failed, "complete": final,
-                  **({"models": dict(models), "keep_models": options.keep_models} if final else {}),
-                  "summary": summary}
-        atomic_write_text(out / SWEEP_JSON, json.dumps(result, indent=2) + "\n")
-        return result
+        def result_of(seeds_all: list, runs: list[dict], failed: list[dict]) -> dict:
+            at = {s: i for i, s in enumerate(seeds_all)}
+            runs = sorted(runs, key=lambda r: at[r["seed"]])
+            summary = summarise(runs, floors, rule) if runs else None
+            if failed:
+                # Never a silent spread over fewer seeds: the verdict says what it rests on, and fails.
+                lost = ", ".join(str(f["seed"]) for f in sorted(failed, key=lambda f: at[f["seed"]]))
+                note = f"seed {lost} failed for good: the spread rests on {len(runs)} of {len(seeds_all)} seeds"
+                summary = {**(summary or {"runs": 0, "rule": rule_text(floors, rule)}), "passed": False,
+                           "failures": [note, *((summary or {}).get("failures", []))]}
+            return {"config": config, "seeds": list(seeds_all), "floors": floors.to_dict(), "baseline": baseline, "runs": runs,
+                    "failed": failed, "complete": final,
+                    **({"models": dict(models), "keep_models": options.keep_models} if final else {}), "summary": summary}
 
+        # Under a lock, merged with what another sweep of this recipe on the folder recorded: a kill now loses nothing finished.
+        return write_summary(out, list(seeds), runs, list(failed), result_of)
+
+    config = {**cfg.to_dict(), "output_dir": str(out.resolve())}
+    existing = read_summary(out / SWEEP_JSON)  # one line, naming the file, when it is not a readable summary
+    if existing is not None and not overwrite and not same_recipe(existing.get("config", {}), config):
+        raise ConfigError(f"{str(out / SWEEP_JSON)!r} summarises a sweep of another recipe: pass --overwrite to replace it, "
+                          "or another --output-dir")
+    running = _claim(out)  # None: another sweep runs on this folder (said once; both are kept)
     runs = list(done)
     lines = options.engine != "local" and options.progress  # a cluster's progress: one line per finished seed
     bar = tqdm(total=len(seeds), initial=len(done), desc="sweep", unit="run", disable=not options.progress or lines,
@@ -399,10 +337,26 @@ def run_sweep(cfg: TrainConfig, seeds: Sequence[int], out, floors: Optional[Floo
     bar.close()
     models.update(prune_models(out, runs, options.keep_models))
     result = record(runs, final=True)
+    if running is not None:
+        running.release()
     skipped = draw_sweep(result, out / SWEEP_PLOT) if runs else None
     if skipped:
         print(skipped)
     return result
+
+
+def _claim(out: Path):
+    """This sweep's claim on ``out`` (a held lock), or None when another sweep holds it: said, and both go on."""
+    from filelock import FileLock, Timeout
+
+    claim = FileLock(str(out / RUNNING_NAME), timeout=0)
+    try:
+        claim.acquire()
+        return claim
+    except Timeout:
+        print(f"note: another sweep is running on {out}: each seed's run is its own, and {SWEEP_JSON} holds both "
+              "sweeps' results, merged by seed")
+        return None
 
 
 def prune_models(out: Path, runs: list[dict], keep: str) -> dict:
@@ -420,65 +374,3 @@ def prune_models(out: Path, runs: list[dict], keep: str) -> dict:
         if folder.is_dir():
             kept[str(run["seed"])] = str(folder)
     return kept
-
-
-def progress_line(outcome: dict, runs: list[dict], total: int) -> str:
-    """One finished seed, as the driver prints it: its scores, node and minutes, and the running median."""
-    entry = outcome["entry"]
-    if entry is None:
-        return f"seed {outcome['seed']}: FAILED {outcome['error']}"
-    median = _quartiles([r["f1"] for r in runs])["median"]
-    return (f"seed {entry['seed']}: f1 {entry['f1']:.4f}  accuracy {entry['accuracy']:.4f}  degenerate {entry['degenerate'] or 'no'}  "
-            f"node {outcome['node']}  {outcome['minutes']:.1f} min  | median f1 {median:.4f} over {len(runs)} of {total}")
-
-
-def format_summary(result: dict) -> str:
-    """The sweep's verdict as a few lines for the terminal."""
-    s = result["summary"]
-    lines = [f"{'seed':>6}  {'F1':>7}  {'accuracy':>8}  degenerate"]
-    for r in result["runs"]:
-        lines.append(f"{r['seed']:>6}  {r['f1']:7.4f}  {r['accuracy']:8.4f}  {r['degenerate'] or '-'}")
-    for f in result.get("failed", []):
-        lines.append(f"{f['seed']:>6}  FAILED  {f['error']}")
-    for split in ("validation", "test"):
-        if split in s:
-            for name in ("f1", "accuracy"):
-                q = s[split][name]
-                lines.append(f"{split} {name}: median {q['median']:.4f}  IQR {q['iqr']:.4f} [{q['q1']:.4f}, {q['q3']:.4f}]  "
-                             f"min {q['min']:.4f}  max {q['max']:.4f}")
-    b = result["baseline"]
-    rate = f"; degenerate rate {s['degenerate_rate']:.2f}" if "degenerate_rate" in s else ""
-    lines.append(f"majority baseline: F1 {b['f1']:.4f}, accuracy {b['accuracy']:.4f}{rate}")
-    lines.append(f"rule: {s['rule']}")
-    lines.append("PASS" if s["passed"] else "FAIL: " + "; ".join(s["failures"]))
-    return "\n".join(lines)
-
-
-def draw_sweep(result: dict, path: Path) -> Optional[str]:
-    """Per-seed validation F1 and accuracy, with the floors, the baseline and the medians, as a PNG."""
-    from mrpc_check.pipeline.report import pyplot, save_figure
-
-    plt = pyplot()
-    if plt is None:
-        return f"{path.name} skipped: matplotlib is not installed (pip install 'mrpc-check[plot]')"
-    runs, s = result["runs"], result["summary"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, name, label in ((axes[0], "f1", "F1 (equivalent)"), (axes[1], "accuracy", "accuracy")):
-        xs = list(range(len(runs)))
-        colours = ["tab:red" if r["degenerate"] else "tab:blue" for r in runs]
-        lows = [r[name] - r["interval"][name][0] for r in runs]
-        highs = [r["interval"][name][1] - r[name] for r in runs]
-        ax.errorbar(xs, [r[name] for r in runs], yerr=[lows, highs], fmt="none", ecolor="lightgray", capsize=3)
-        ax.scatter(xs, [r[name] for r in runs], c=colours, zorder=3)
-        ax.axhline(result["floors"][f"min_{name}"], color="tab:green", linestyle="--", label="floor")
-        ax.axhline(result["baseline"][name], color="tab:gray", linestyle=":", label="majority baseline")
-        ax.axhline(s["validation"][name]["median"], color="tab:blue", linewidth=0.8, label="median")
-        ax.set_xticks(xs)
-        ax.set_xticklabels([str(r["seed"]) for r in runs])
-        ax.set_xlabel("seed (red: degenerate; bars: bootstrap 95 % interval)")
-        ax.set_ylabel(f"validation {label}")
-        ax.legend(loc="lower right", fontsize=8)
-    fig.suptitle(f"{result['config']['model']}, {result['config']['loop']} loop: {len(runs)} seeds, "
-                 + ("PASS" if s["passed"] else "FAIL"), color="black" if s["passed"] else "tab:red")
-    save_figure(fig, path)
-    return None

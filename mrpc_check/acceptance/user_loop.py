@@ -107,12 +107,16 @@ def _run(cfg: TrainConfig, adapter, recipe, caps, floors, command, out: Path) ->
     from mrpc_check.pipeline import run as pipeline  # its stages, score_test_split and draw_curves, as its own runs use them
     from mrpc_check.pipeline.evaluation import load_metric
     from mrpc_check.pipeline.model import resolve_device
-    from mrpc_check.pipeline.report import CURVES_NAME, REPORT_NAME, build_report, save_model_atomic, write_json
+    from mrpc_check.pipeline.report import CURVES_NAME, REPORT_NAME, build_report, pair_problem, save_outputs
 
     # The output folder: a finished run is not clobbered; a resumable adapter's checkpoints live inside it.
-    if (out / REPORT_NAME).exists() and not cfg.overwrite:
-        raise ConfigError(f"{str(out)!r} already holds a finished run ({REPORT_NAME}): pass --overwrite or another --output-dir")
     checkpoints = out / CHECKPOINTS
+    resumable = cfg.resume and checkpoints.is_dir() and any(checkpoints.iterdir())
+    mixed = pair_problem(out)
+    if mixed and not cfg.overwrite and not resumable:
+        raise ConfigError(mixed)
+    if (out / REPORT_NAME).exists() and not cfg.overwrite and not mixed:
+        raise ConfigError(f"{str(out)!r} already holds a finished run ({REPORT_NAME}): pass --overwrite or another --output-dir")
     if cfg.resume and not (checkpoints.is_dir() and any(checkpoints.iterdir())):
         raise ConfigError(f"--resume: no checkpoint in {str(checkpoints)!r}: drop --resume to start afresh")
     if caps.resumable:
@@ -154,8 +158,7 @@ def _run(cfg: TrainConfig, adapter, recipe, caps, floors, command, out: Path) ->
     if floors is not None:
         report["floors"] = floors.judge_report(report)
     try:
-        save_model_atomic(model, tokenizer, out)
-        write_json(out / REPORT_NAME, report)
+        report = save_outputs(model, tokenizer, report, out)  # model/, then report.json naming it
     except OSError as exc:
         raise TrainingError(f"results not written to {out} ({os_reason(exc)}): free space, then rerun") from exc
     skipped = pipeline.draw_curves(report, out / CURVES_NAME)

@@ -32,7 +32,10 @@ def prepare_output_dir(path: str, overwrite: bool = False, resume: bool = False)
     from mrpc_check.pipeline.checkpoint import latest_checkpoint
 
     out = Path(path).expanduser()
-    if (out / REPORT_NAME).exists() and not overwrite:
+    mixed = pair_problem(out)
+    if mixed and not overwrite and not (resume and latest_checkpoint(out) is not None):
+        raise ConfigError(mixed)  # never reported as finished, nor resumed from without its checkpoints
+    if (out / REPORT_NAME).exists() and not overwrite and not mixed:
         if resume:
             raise ConfigError(f"{str(out)!r} holds a finished run ({REPORT_NAME}): nothing to resume; pass another --output-dir")
         raise ConfigError(f"{str(out)!r} already holds a finished run ({REPORT_NAME}): pass --overwrite or another --output-dir")
@@ -126,13 +129,89 @@ def write_json(path: Path, data: dict) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def save_model_atomic(model, tokenizer, out: Path) -> Path:
+RUN_ID_NAME = "mrpc_run.json"  # inside model/: the run that wrote it; report.json's "run_id" names the same run
+FAULT_ENV = "MRPC_FAULT_AFTER"  # a test hook: stop the process dead (os._exit) after a named write (the kill tests)
+
+
+def _fault(point: str) -> None:
+    if os.environ.get(FAULT_ENV) == point:
+        os._exit(137)  # as SIGKILL would: no cleanup, no finally
+
+
+def save_outputs(model, tokenizer, report: dict, out: Path) -> dict:
+    """``out/model`` and then ``out/report.json`` that names it: one run's pair, whatever stops the process.
+
+    Two renames are never one: the report is written last (the commit) and carries the run id that
+    ``model/mrpc_run.json`` carries, so a run stopped between the two leaves a folder that every reader
+    recognises as mixed (:func:`pair_problem`) instead of one run's scores beside another run's weights.
+    Returns the report as written (with its ``run_id``).
+    """
+    import uuid
+
+    report = {**report, "run_id": uuid.uuid4().hex}
+    save_model_atomic(model, tokenizer, out, report["run_id"])
+    _fault("model")
+    write_json(out / REPORT_NAME, report)
+    _fault("report")
+    return report
+
+
+def pair_problem(out: Path) -> Optional[str]:
+    """Why ``out``'s model/ and report.json are not one run's pair (one line), or None when they are.
+
+    None also when either is absent or carries no run id (a folder written before run ids, or by hand).
+    """
+    out = Path(out)
+    model_id, report_path = out / MODEL_DIR / RUN_ID_NAME, out / REPORT_NAME
+    if not model_id.is_file() or not report_path.is_file():
+        return None
+    try:
+        ours = json.loads(model_id.read_text(encoding="utf-8"))["run_id"]
+        theirs = json.loads(report_path.read_text(encoding="utf-8")).get("run_id")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return f"{str(out)!r}: cannot read which run wrote model/ and {REPORT_NAME} ({type(exc).__name__}): rerun with --overwrite"
+    if theirs is not None and theirs != ours:
+        return (f"{str(out)!r}: model/ and {REPORT_NAME} come from different runs (a run was stopped between writing "
+                "them): rerun with --overwrite, or with --resume while its checkpoints remain")
+    return None
+
+
+def read_report(out: Path, paired: bool = True) -> dict:
+    """``out/report.json`` of a finished run, checked (``paired``) to be one run's pair with ``out/model``.
+
+    Raises:
+        ConfigError: unreadable (truncated, hand-edited), not a run's report, or beside another run's model: one line.
+    """
+    path = Path(out) / REPORT_NAME
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(report, dict) or not isinstance(report.get("metrics"), dict):
+            raise ValueError("no 'metrics' section")
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{str(path)!r} is not a readable run report ({type(exc).__name__}: {str(exc)[:80]}): rerun that run "
+                          "with --overwrite") from None
+    if paired:
+        refuse_mixed(out)
+    return report
+
+
+def refuse_mixed(out: Path) -> None:
+    """Raises ConfigError (one line) when ``out`` holds one run's model beside another's report."""
+    problem = pair_problem(out)
+    if problem:
+        raise ConfigError(problem)
+
+
+def save_model_atomic(model, tokenizer, out: Path, run_id: Optional[str] = None) -> Path:
     """``save_pretrained`` (safetensors) into a temporary folder, then swap it in as ``out/model``."""
     final = out / MODEL_DIR
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".{MODEL_DIR}."))
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        if run_id is not None:
+            (tmp / RUN_ID_NAME).write_text(json.dumps({"run_id": run_id}) + "\n", encoding="utf-8")
+        _fault("model-saved")
         if final.exists():
             old = Path(tempfile.mkdtemp(dir=out, prefix=f".{MODEL_DIR}.old."))
             os.replace(final, old / MODEL_DIR)

@@ -30,15 +30,14 @@ from mrpc_check.pipeline.model import (
 )
 from mrpc_check.pipeline.report import (
     CURVES_NAME,
-    REPORT_NAME,
     build_report,
     draw_curves,
     ensure_writable,
     output_lock,
     prepare_output_dir,
+    refuse_mixed,
     remove_if_empty,
-    save_model_atomic,
-    write_json,
+    save_outputs,
 )
 from mrpc_check.pipeline.stats import analyse, majority_baseline
 from mrpc_check.pipeline.tokenize import max_length_for, token_lengths, tokenize_dataset
@@ -128,8 +127,7 @@ def _train(cfg: TrainConfig, floors: Optional[Rules], command: Optional[list]) -
     if not result.main_process:
         return report
     try:
-        save_model_atomic(model, tokenizer, out)
-        write_json(out / REPORT_NAME, report)
+        report = save_outputs(model, tokenizer, report, out)  # model/, then report.json naming it
     except OSError as exc:
         why = os_reason(exc)
         kept = f"checkpoint {checkpointer.last_saved} is kept" if checkpointer and checkpointer.last_saved else "nothing earlier was replaced"
@@ -242,6 +240,8 @@ def run_evaluation(model: str, data: str, split: str = "validation", batch_size:
     if floors is not None:
         floors.refuse(majority_baseline(labels), split)
     checkpoint = resolve_checkpoint(model)
+    if Path(checkpoint).is_dir():
+        refuse_mixed(Path(checkpoint).resolve().parent)  # OUTPUT/model beside another run's report.json: said, not scored
     # A model without a trained head is refused before any tokenizing: seconds, not the whole split.
     net = load_model(checkpoint, LABEL_NAMES, require_head=True)
     tokenizer = load_tokenizer(checkpoint)

@@ -193,6 +193,56 @@ def test_a_retried_task_whose_report_is_written_reads_it_back(tmp_path, tiny_cfg
     assert sweep._one_run(retry.to_dict()) == first["runs"][0]
 
 
+class TestTwoSweepsOnOneFolder:
+    def test_a_second_sweep_merges_by_seed_and_a_different_recipe_is_refused(self, tmp_path, tiny_cfg):
+        floors = Floors(min_f1=0.9, min_accuracy=0.9)
+        first = sweep.run_sweep(tiny_cfg, [1], tmp_path, floors, progress=False)
+        second = sweep.run_sweep(tiny_cfg, [2], tmp_path, floors, progress=False)
+        saved = json.loads((tmp_path / "sweep.json").read_text())
+        assert [r["seed"] for r in saved["runs"]] == [2, 1] and saved["seeds"] == [2, 1] and saved["merged_seeds"] == [1]
+        assert saved["runs"][1] == first["runs"][0] and second["summary"]["runs"] == 2
+        with pytest.raises(ConfigError, match="sweep.json.*summarises a sweep of another recipe.*--overwrite"):
+            sweep.run_sweep(make_config(tiny_cfg, lr=1e-3), [3], tmp_path, floors, progress=False)
+
+    @pytest.mark.integration
+    def test_two_sweeps_started_together_keep_every_result(self, tmp_path, tiny_model_dir, raw_dir):
+        """seed 1 and seed 2 on one --output-dir, a moment apart (the local engine): both in sweep.json, and said."""
+        args = ["--model", tiny_model_dir, "--data", raw_dir, "--epochs", "1", "--max-train-samples", "16",
+                "--min-f1", "0.9", "--min-accuracy", "0.9", "--output-dir", str(tmp_path)]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+        sweeps = [subprocess.Popen([sys.executable, "-m", "mrpc_check", "sweep", "--seeds", seed, *args], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, env=env) for seed in ("1", "2")]
+        outputs = [p.communicate(timeout=300) for p in sweeps]
+        for p, (out, err) in zip(sweeps, outputs):
+            assert p.returncode in (0, 1), err[-2000:]
+        saved = json.loads((tmp_path / "sweep.json").read_text())
+        assert sorted(r["seed"] for r in saved["runs"]) == [1, 2] and saved["summary"]["runs"] == 2
+        assert all((tmp_path / f"seed-{s}" / "report.json").is_file() for s in (1, 2))
+        assert any("another sweep is running on" in out for out, _ in outputs), outputs
+
+
+class TestBadFiles:
+    def test_a_truncated_sweep_json_is_one_line_naming_it(self, tmp_path, tiny_model_dir, raw_dir, capsys):
+        from mrpc_check.cli import main
+
+        (tmp_path / "sweep.json").write_text('{"config": {"model": "x"}, "runs": [{"seed": 1, "f1"')
+        code = main(["sweep", "--seeds", "1", "--model", tiny_model_dir, "--data", raw_dir, "--output-dir", str(tmp_path),
+                     "--min-f1", "0.9", "--min-accuracy", "0.9"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and "sweep.json' is not a readable sweep summary" in err[0] and "delete it" in err[0], err
+        assert not (tmp_path / "seed-1").exists()  # refused before any run
+
+    def test_a_truncated_report_read_back_on_a_retry_is_one_line(self, tmp_path, tiny_cfg):
+        import dataclasses
+
+        sweep.run_sweep(tiny_cfg, [1], tmp_path, Floors(0.9, 0.9), progress=False)
+        report = sweep.seed_dir(tmp_path, 1) / "report.json"
+        report.write_text(report.read_text()[:200])
+        retry = dataclasses.replace(tiny_cfg, seed=1, output_dir=str(sweep.seed_dir(tmp_path, 1)), overwrite=False)
+        with pytest.raises(ConfigError, match="report.json' is not a readable run report.*--overwrite"):
+            sweep._one_run(retry.to_dict())
+
+
 class TestGrid:
     def test_points_are_the_product_typed_as_the_recipe(self):
         points = sweep.parse_grid(["lr=2e-5,5e-5", "batch-size=16,32", "group_by_length=true"])

@@ -153,6 +153,21 @@ def test_a_sweep_through_the_cluster_equals_the_local_one(tmp_path, tiny_cfg, ti
     assert (done.returncode == 0) == local["summary"]["passed"]
 
 
+def test_two_sweeps_on_one_folder_through_the_cluster_keep_every_result(tmp_path, tiny_model_dir, raw_dir, ray_address):
+    """seed 1 and seed 2 started together on one --output-dir, both through the cluster: sweep.json holds both."""
+    args = ["--model", tiny_model_dir, "--data", raw_dir, "--epochs", "1", "--max-train-samples", "16", "--min-f1", "0.9",
+            "--min-accuracy", "0.9", "--engine", "ray", "--address", ray_address, "--output-dir", str(tmp_path)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    sweeps = [subprocess.Popen([sys.executable, "-m", "mrpc_check", "sweep", "--seeds", seed, *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env) for seed in ("1", "2")]
+    outputs = [p.communicate(timeout=600) for p in sweeps]
+    for p, (_, err) in zip(sweeps, outputs):
+        assert p.returncode in (0, 1), err[-2000:]
+    saved = json.loads((tmp_path / "sweep.json").read_text())
+    assert sorted(r["seed"] for r in saved["runs"]) == [1, 2] and saved["summary"]["runs"] == 2 and saved["failed"] == []
+    assert any("another sweep is running on" in out for out, _ in outputs), outputs
+
+
 @pytest.mark.parametrize("how", ["kill", "terminate"])
 def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(tmp_path, tiny_cfg, ray_head, bystander, how):
     """SIGKILL (the OOM killer, a lost node) and SIGTERM (preemption: the run checkpoints and stops) alike;
