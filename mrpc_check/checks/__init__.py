@@ -29,8 +29,8 @@ After the verdicts comes the effective recipe (:mod:`.effective`): what the loop
 inferred from the observation, beside the recipe, every extra marked.
 
 Users run it as ``mrpc-check verify --loop package.module:adapter`` or
-``pytest --pyargs mrpc_check.checks --mrpc-loop package.module:adapter``. :mod:`.broken`
-holds a correct plain loop and one broken twin per classic bug.
+``pytest --pyargs mrpc_check.checks --mrpc-loop package.module:adapter``. :mod:`.twins`
+holds the correct loops and one broken twin per classic bug.
 """
 
 from mrpc_check.checks.adapters import lightning_adapter, trainer_adapter

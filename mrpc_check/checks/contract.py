@@ -259,7 +259,7 @@ BUILTIN = {
     "manual": "mrpc_check.checks.adapters:manual",
     "accelerate": "mrpc_check.checks.adapters:accelerate",
     "trainer": "mrpc_check.checks.adapters:trainer",
-    "example": "mrpc_check.checks.broken:plain_loop",
+    "example": "mrpc_check.checks.twins:plain_loop",
 }
 
 

@@ -10,7 +10,7 @@ a dashboard must read its results without parsing prose:
   fixture), since verifying the project's own reference loop there proves nothing about yours;
 * every check's testcase carries ``mrpc_check``, ``mrpc_status``, ``mrpc_figure``, ``mrpc_bug``,
   ``mrpc_fix``, ``mrpc_caused_by`` and ``mrpc_loop`` properties, a stable classname
-  (:data:`CLASSNAME`, wherever pytest runs from), and a warning's message as ``<system-out>``
+  (``mrpc_check.checks.test_battery``, wherever pytest runs from), and a warning's message as ``<system-out>``
   (a WARN passes, so no failure element would carry it).
 
 The properties travel as user properties (so pytest-xdist brings them back from workers) but are
