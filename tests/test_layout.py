@@ -133,3 +133,28 @@ def test_a_broken_layer_rule_would_be_seen(tmp_path, monkeypatch):
     copy.write_text(source)
     monkeypatch.setitem(MODULES, "mrpc_check.pipeline.run", copy)
     assert "mrpc_check.checks.harness" in imports_of("mrpc_check.pipeline.run")
+
+
+# Inside the battery: the bench (how a loop is run and watched), the facts inferred from a run, then the check
+# families on top, each reading the bench and the facts, never another family (a change to one family cannot move
+# another's verdicts); the verdict machinery (battery, the pytest route) gathers the families.
+BENCH = {"contract", "observe", "harness", "adapters", "distributed", "verdict"}
+FAMILIES = {"inputs", "padding", "coverage", "grouping", "schedule", "clipping", "optimizer", "extras", "gradients",
+            "evaluation", "seed", "labels", "resume", "precision", "multiprocess", "recipe"}
+
+
+def _checks_module(name: str) -> str:
+    return name.split(".")[2] if name.startswith("mrpc_check.checks.") else ""
+
+
+def test_check_families_read_the_bench_and_the_facts_never_one_another(graph):
+    assert FAMILIES <= {p.stem for p in (PACKAGE / "checks").glob("*.py")}, "a family was renamed: update FAMILIES"
+    crossing = {name: sorted(t for t in graph[name] if _checks_module(t) in FAMILIES - {_checks_module(name)})
+                for name in MODULES if _checks_module(name) in FAMILIES}
+    assert not any(crossing.values()), {n: t for n, t in crossing.items() if t}
+
+
+def test_the_bench_and_the_facts_import_no_family(graph):
+    lower = [n for n in MODULES if _checks_module(n) in BENCH | {"facts", "effective"}]
+    reaching = {n: sorted(t for t in graph[n] if _checks_module(t) in FAMILIES) for n in lower}
+    assert not any(reaching.values()), {n: t for n, t in reaching.items() if t}

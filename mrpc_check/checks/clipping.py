@@ -11,7 +11,7 @@ Oracle: the norm observed at every step of the variant run (clip 1e-3, binding);
 from __future__ import annotations
 
 from mrpc_check.checks.effective import effective_recipe, infer_clip
-from mrpc_check.checks.schedule import CLIP, clip_recipe
+from mrpc_check.checks.facts.schedule import CLIP, clip_recipe
 from mrpc_check.checks.verdict import Verdict, check, crashed, declared_absent, fail, ok
 
 
@@ -57,7 +57,7 @@ def check_clipping(battery):
     norms = [s.grad_norm for s in run.observation.steps]
     worst = max((abs(n - CLIP) / CLIP for n in norms), default=float("inf"))
     if norms and worst > 1e-3:
-        from mrpc_check.checks.optimizer import membership_explains
+        from mrpc_check.checks.facts.optimizer import membership_explains
 
         explained = membership_explains(battery, fail("clipping", "", "", ""))
         if explained.caused_by:

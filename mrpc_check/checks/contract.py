@@ -295,7 +295,6 @@ def load_adapter(spec: str, option: str = "--loop") -> Adapter:
     return adapter
 
 
-
 def import_object(spec: str, option: str, error: type, what: str):
     """``package.module:attribute`` or ``path/to/file.py:attribute`` -> the attribute.
 

@@ -14,59 +14,10 @@ label control's finding, not this one's.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Optional
 
+from mrpc_check.checks.facts.rows import EARLY_FIX, dropped_tail, early_stop, epoch_rows  # noqa: F401  (importable here too)
 from mrpc_check.checks.harness import MRPC_BATCH, MRPC_TRAIN, N_TRAIN
-from mrpc_check.checks.observe import training_epochs
 from mrpc_check.checks.verdict import check, crashed, explained_by, fail, ok, several_models_explain, warn
-
-
-def epoch_rows(run) -> list:
-    """The training-split rows (and unknown rows, as None) each epoch fed, in order."""
-    return [[r for f in epoch for r in f.rows if r is None or r[0] == "train"]
-            for epoch in training_epochs(run.observation, run.recipe.epochs)]
-
-
-def dropped_tail(run, n_train: int = N_TRAIN) -> bool:
-    """Whether the run left out the incomplete last batch of every epoch, and nothing else (``drop_last``)."""
-    batch = run.recipe.batch_size
-    epochs = epoch_rows(run)
-    if not epochs or n_train % batch == 0:
-        return False
-    return all(len(rows) == len(set(rows)) == n_train - n_train % batch and None not in rows for rows in epochs)
-
-
-EARLY_FIX = ("stop only at an epoch boundary, on a validation metric, with a patience counter reset at every improvement; "
-             "or remove the early stop (the recipe trains every row every epoch)")
-
-
-def early_stop(run, n_train: Optional[int] = None) -> Optional[str]:
-    """A description of where the run stopped when it broke out inside an epoch and trained nothing after, else None.
-
-    Read off what was fed: every epoch before the last one complete, the last one cut short, fewer optimizer
-    steps than the recipe's, and no training forward after the cut: a patience counter, a loss threshold or a
-    step budget that breaks out mid-epoch. (A loop that repeats or loses rows elsewhere is not an early stop.)
-    """
-    import math
-
-    recipe = run.recipe
-    n = n_train if n_train is not None else len(run.train_labels)
-    steps = len(run.observation.steps)
-    total = math.ceil(math.ceil(n / recipe.batch_size) / recipe.grad_accum) * recipe.epochs  # the recipe's optimizer steps
-    fed = run.observation.train_rows()
-    # Cut the stream of rows by the epoch's size, not by the epoch splitter (it would share a cut-short run out evenly).
-    epochs = [fed[i : i + n] for i in range(0, len(fed), n)]
-    if not epochs or steps >= total or len(epochs) > recipe.epochs:
-        return None
-    *full, last = epochs
-    if any(len(rows) != n or len(set(rows)) != n or None in rows for rows in full):
-        return None
-    if not 0 < len(last) < n or len(set(last)) != len(last) or None in last:
-        return None
-    later = recipe.epochs - len(epochs)
-    return (f"the loop stopped early: after optimizer step {steps} of {total}, inside epoch {len(epochs)} of {recipe.epochs} "
-            f"({len(last)} of its {n} rows fed, {n - len(last)} left out" + (f", {later} later epoch(s) never run" if later else "")
-            + "): an early stop (a patience counter, a loss threshold, a step budget) breaks out mid-epoch")
 
 
 @check("coverage", oracle="forward hooks: the training rows of every epoch, as fed")

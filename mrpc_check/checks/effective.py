@@ -333,11 +333,9 @@ def effective_recipe(battery) -> EffectiveRecipe:
 
 
 def _infer(battery) -> EffectiveRecipe:
-    from mrpc_check.checks.coverage import epoch_rows
-    from mrpc_check.checks.evaluation import eval_passes, sanity_rows
-    from mrpc_check.checks.grouping import expected_groups, observed_groups
-    from mrpc_check.checks.optimizer import exempt
-    from mrpc_check.checks.schedule import constant_after_warmup, fed_steps, fractional_warmup, infer_schedule, warmup_of
+    from mrpc_check.checks.facts.optimizer import exempt
+    from mrpc_check.checks.facts.rows import epoch_rows, eval_passes, expected_groups, observed_groups, sanity_rows
+    from mrpc_check.checks.facts.schedule import constant_after_warmup, fed_steps, fractional_warmup, infer_schedule, warmup_of
 
     run = battery.base_run()
     recipe, obs = run.recipe, run.observation

@@ -14,55 +14,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from mrpc_check.checks.facts.rows import eval_passes, sanity_rows  # noqa: F401  (importable here too)
 from mrpc_check.checks.verdict import check, crashed, fail, ok, several_models_explain
-
-
-def eval_passes(run) -> list:
-    """Evaluation forwards grouped into passes: the forwards between two optimizer steps (a sanity check left out)."""
-    passes = _all_passes(run)
-    return passes[1:] if _is_sanity_check(run, passes) else passes
-
-
-def sanity_rows(run) -> int:
-    """Rows of a sanity check before training (Lightning's ``num_sanity_val_steps``), 0 when there is none."""
-    passes = _all_passes(run)
-    return sum(len(f.rows) for f in passes[0]) if _is_sanity_check(run, passes) else 0
-
-
-def _all_passes(run) -> list:
-    """Evaluation forwards between two optimizer steps, split where the rows start over: after the last step a
-    Lightning loop validates, then predicts (two passes over the same rows, not one that sees each row twice)."""
-    groups: dict[int, list] = {}
-    for f in run.observation.eval_forwards():
-        groups.setdefault(f.steps_before, []).append(f)
-    passes = []
-    for k in sorted(groups):
-        start, current, seen = None, [], set()
-        for f in groups[k]:
-            first = f.rows[0] if f.rows else None
-            if start is None:
-                start = first
-            elif first is not None and first == start and start in seen:
-                passes.append(current)
-                current, seen = [], set()
-            current.append(f)
-            seen.update(f.rows)
-        passes.append(current)
-    return passes
-
-
-def _is_sanity_check(run, passes) -> bool:
-    """The first pass is a look at the first validation batches before any training forward (Lightning's sanity check,
-    2 batches by default): validation rows 0..k-1 in order, fewer than a later pass holds. Nothing is predicted from it,
-    so it is no evaluation pass; a full evaluation before training (a baseline) is one and stays judged."""
-    if len(passes) < 2:
-        return False
-    forwards = run.observation.forwards
-    first_train = next((i for i, f in enumerate(forwards) if f.grad_enabled), len(forwards))
-    rows = [r for f in passes[0] for r in f.rows]
-    last = next(i for i, f in enumerate(forwards) if f is passes[0][-1])
-    return (last < first_train and rows == [("validation", i) for i in range(len(rows))]
-            and len(rows) < max(sum(len(f.rows) for f in p) for p in passes[1:]))
 
 
 def coverage_problem(rows: list, n_eval: int):

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import torch
 
+from mrpc_check.checks.facts.gradients import TOL, flat_gradient, relative_error
 from mrpc_check.checks.harness import CAPTURE, MRPC_BATCH, MRPC_TRAIN
 from mrpc_check.checks.verdict import check, crashed, fail, ok, skip, warn
 
-TOL = 1e-3  # relative L2 error; fp32 reassociation between padded batches and single examples is ~1e-6 here
 # Lightning's automatic optimization divides every micro-batch's loss by accumulate_grad_batches, the short group's too.
 _LIGHTNING_ACCUM_FIX = ("Lightning divides each micro-batch's loss by accumulate_grad_batches, the short last group's too: "
                         "in training_step return loss * accumulate_grad_batches * len(batch) / the group's example count, "
@@ -39,14 +39,6 @@ def tolerance(run) -> float:
     if run.observation.autocast is None:
         return TOL
     return max(TOL, float(torch.finfo(getattr(torch, run.observation.autocast[1])).eps))
-
-
-def _flat(grads: dict, names) -> torch.Tensor:
-    return torch.cat([grads[n].reshape(-1).float() if grads.get(n) is not None else torch.zeros(0) for n in names])
-
-
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).norm() / b.norm().clamp_min(1e-30))
 
 
 def step_rows(run, k: int) -> list:
@@ -80,10 +72,10 @@ def compare_step(battery, run, k: int):
     loss = loop_loss(battery)  # the same loop in every run: its own cross-entropy
     # The mean over the step's rows, as the size-weighted mean of its micro-batches' means (the
     # same sum; each micro-batch's gradient is computed once for this check and the clearing one).
-    expected = sum(_flat(battery.reference_gradient(record.weights, m, run.train_labels, loss, run, scale=len(m) / len(rows)), names)
+    expected = sum(flat_gradient(battery.reference_gradient(record.weights, m, run.train_labels, loss, run, scale=len(m) / len(rows)), names)
                    for m in micro)
-    captured = _flat(judged_gradient(battery, run, k), names)
-    return _rel(captured, expected), captured, expected, names, micro, record
+    captured = flat_gradient(judged_gradient(battery, run, k), names)
+    return relative_error(captured, expected), captured, expected, names, micro, record
 
 
 def _base(battery):
@@ -99,7 +91,7 @@ def _ready(name, battery, run, needed: int):
                     f"{outside[0]}), and the oracle recomputes gradients through that model alone")
     steps = run.observation.steps
     if len(steps) < needed or any(steps[k - 1].grads is None for k in CAPTURE if k <= needed):
-        from mrpc_check.checks.coverage import early_stop
+        from mrpc_check.checks.facts.rows import early_stop
         from mrpc_check.checks.verdict import explained_by
 
         # Too few steps is what an early stop, misaligned groups or oversized micro-batches do: then that is the root.
@@ -116,8 +108,6 @@ def _ready(name, battery, run, needed: int):
         return fail(name, f"optimizer step {unknown[0]} trained on rows that match no dataset example",
                     "the gradient cannot be recomputed: the inputs were altered", "feed the collator's batches unchanged")
     return None
-
-
 
 
 def last_group_effect(accum: int, n: int = MRPC_TRAIN, batch: int = MRPC_BATCH, drop_last: bool = False) -> tuple[int, list, list, list]:
@@ -161,9 +151,9 @@ def check_accumulation(battery):
         if not full and len(micro) <= accum:
             # The idiom's gradient: each micro-batch's mean gradient divided by accum.
             per_batch = [battery.reference_gradient(record.weights, m, run.train_labels, loop_loss(battery), run) for m in micro]
-            idiom = sum(_flat(g, names) for g in per_batch) / accum
-            if _rel(captured, idiom) <= tol:
-                idiom_steps.append((k, sizes, _rel(idiom, expected)))
+            idiom = sum(flat_gradient(g, names) for g in per_batch) / accum
+            if relative_error(captured, idiom) <= tol:
+                idiom_steps.append((k, sizes, relative_error(idiom, expected)))
                 continue
         if abs(ratio - accum) < 0.05 * accum:
             bug = f"loss not scaled for accumulation: the step's gradient is {ratio:.2f}x the big batch's"
@@ -173,7 +163,7 @@ def check_accumulation(battery):
         else:
             bug = "the step's gradient is not the big batch's (micro-batches missed, repeated or mis-weighted)"
         figure = f"step {k}, micro-batches {sizes}: relative error {err:.2e} (tolerance {tol:g})"
-        from mrpc_check.checks.extras import extra_explains
+        from mrpc_check.checks.verdict import extra_explains
 
         if (v := extra_explains(battery, "accumulation", "dropout", figure)) is not None:
             return v
@@ -181,7 +171,7 @@ def check_accumulation(battery):
                     "weight each micro-batch's mean loss by its size / the group's size (or divide the summed loss "
                     "by the group's example count) and call optimizer.step() once per group")
     if idiom_steps:
-        from mrpc_check.checks.coverage import dropped_tail
+        from mrpc_check.checks.facts.rows import dropped_tail
 
         dropped = dropped_tail(run)
         steps, last, used, right = last_group_effect(accum, drop_last=dropped)
@@ -235,7 +225,7 @@ def _bases(battery, run, k: int, names: list) -> list:
     weightings = [[len(m) / rows for m in micro]]
     if run.observation.autocast is not None and run.recipe.grad_accum > 1:
         weightings.append([1 / run.recipe.grad_accum] * len(micro))
-    return [[_flat(battery.reference_gradient(record.weights, m, run.train_labels, loop_loss(battery), run, scale=w), names)
+    return [[flat_gradient(battery.reference_gradient(record.weights, m, run.train_labels, loop_loss(battery), run, scale=w), names)
              for m, w in zip(micro, weights)] for weights in weightings]
 
 
@@ -251,7 +241,7 @@ def check_gradients_cleared(battery):
     own micro-batches; any weighting or scale passes here (that is the accumulation check's
     finding), a gradient cleared after backward and before the step does not.
     """
-    from mrpc_check.checks.optimizer import membership_explains
+    from mrpc_check.checks.facts.optimizer import membership_explains
 
     return membership_explains(battery, _gradients_cleared(battery))
 
@@ -277,7 +267,7 @@ def _gradients_cleared(battery):
         record = run.observation.steps[k - 1]
         micro = step_rows(run, k)
         names = [n for n, g in record.grads.items() if g is not None]
-        captured = _flat(record.grads, names)
+        captured = flat_gradient(record.grads, names)
         residual, weights, basis = min((_span_residual(captured, basis) + (basis,) for basis in _bases(battery, run, k, names)),
                                        key=lambda found: found[0])
         figures.append(f"step {k}: {residual:.1e}")
@@ -285,14 +275,14 @@ def _gradients_cleared(battery):
             continue
         figure = (f"step {k}: {residual:.2e} of the applied gradient lies outside the span of its own "
                   f"{len(micro)} micro-batches' gradients (tolerance {tol:g})")
-        from mrpc_check.checks.extras import extra_explains
+        from mrpc_check.checks.verdict import extra_explains
 
         if (v := extra_explains(battery, "gradients_cleared", "dropout", figure)) is not None:
             return v
         if captured.norm() < 1e-3 * sum(basis).norm():
             bug = "gradients cleared after backward and before the step: the optimizer applies nothing"
         elif k > 1 and run.observation.steps[k - 2].grads is not None:
-            previous = _flat(run.observation.steps[k - 2].grads, names)
+            previous = flat_gradient(run.observation.steps[k - 2].grads, names)
             with_previous, mix = _span_residual(captured, basis + [previous])
             carried = float(mix[-1])
             if with_previous <= tol and abs(carried - 1) < 0.05:

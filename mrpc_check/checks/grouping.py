@@ -14,32 +14,11 @@ groups that span epochs, micro-batches whose gradient is never applied.
 
 from __future__ import annotations
 
-from mrpc_check.checks.observe import training_epochs
+from mrpc_check.checks.facts.rows import expected_groups, observed_groups  # noqa: F401  (importable here too)
 from mrpc_check.checks.verdict import Verdict, check, crashed, fail, ok, skip
 
 FIX = ("close a group when (step + 1) % grad_accum == 0 or step + 1 == len(loader), step counted from 0 within the "
        "epoch (or use accelerator.accumulate()), and zero the gradients after each optimizer step")
-
-
-def observed_groups(run) -> tuple[list, list]:
-    """([micro-batches of each optimizer step, as (epoch, index) pairs], [micro-batches after the last step])."""
-    epochs = training_epochs(run.observation, run.recipe.epochs)
-    where = {}
-    for e, forwards in enumerate(epochs):
-        for i, f in enumerate(forwards):
-            where[id(f)] = (e, i)
-    groups = [[] for _ in run.observation.steps]
-    trailing = []
-    for f in run.observation.train_forwards():
-        k = f.steps_before
-        (groups[k] if k < len(groups) else trailing).append(where[id(f)])
-    return groups, trailing
-
-
-def expected_groups(run) -> list:
-    accum = run.recipe.grad_accum
-    sizes = [len(e) for e in training_epochs(run.observation, run.recipe.epochs)]
-    return [[(e, j) for j in range(i, min(i + accum, n))] for e, n in enumerate(sizes) for i in range(0, n, accum)]
 
 
 def batch_size_problem(run) -> tuple | None:

@@ -97,7 +97,7 @@ def check_label_control(battery):
             break  # informative, or a leak already proven: no further attempt can clear it
     verdict = control_verdict(run.output.predictions, list(battery.eval_labels), fit, f"{epochs} epochs at lr {lr:g}")
     if verdict.status == "fail" and fit < MIN_FIT:
-        from mrpc_check.checks.coverage import early_stop
+        from mrpc_check.checks.facts.rows import early_stop
         from mrpc_check.checks.verdict import several_models_explain
 
         # The fit is read on the last model, which never saw its fold's held-out rows: several models cannot be judged so.
@@ -106,14 +106,14 @@ def check_label_control(battery):
 
         if (stopped := early_stop(run, CONTROL_ROWS)) is not None:
             # The long run was cut short by the loop itself: nothing learned is the early stop's doing, not the optimizer's.
-            from mrpc_check.checks.coverage import EARLY_FIX
+            from mrpc_check.checks.facts.rows import EARLY_FIX
             from mrpc_check.checks.verdict import explained_by
 
             return explained_by(battery, fail("label_control", f"{verdict.figure}; in this run {stopped[len('the loop '):]}",
                                               f"{stopped} (the label control trains {epochs} epochs: cut short, it cannot learn)",
                                               EARLY_FIX), "coverage")
         # Frozen tensors can leave a tiny model unable to memorise arbitrary labels: uninformative, not a bug of learning.
-        from mrpc_check.checks.extras import extra_explains
+        from mrpc_check.checks.verdict import extra_explains
 
         return extra_explains(battery, "label_control", "frozen", verdict.figure) or verdict
     return verdict

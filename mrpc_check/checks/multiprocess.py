@@ -21,8 +21,8 @@ from __future__ import annotations
 import math
 
 from mrpc_check.checks.distributed import PROCESSES, RECIPE_2P, TIMEOUT_ENV, distributed_run
-from mrpc_check.checks.gradients import TOL, _flat, _rel
-from mrpc_check.checks.schedule import diagnose, expected_steps, linear_lr, warmup_of
+from mrpc_check.checks.facts.gradients import TOL, flat_gradient, relative_error
+from mrpc_check.checks.facts.schedule import diagnose, expected_steps, linear_lr, warmup_of
 from mrpc_check.checks.verdict import Verdict, check, error, fail, ok, skip
 
 
@@ -174,7 +174,7 @@ def check_accumulation_2proc(battery, result):
     if not rows or names == ["none"]:
         return fail("accumulation_2proc", "no optimizer step observed", "the optimizer never stepped", "step a torch.optim optimizer")
     reference = battery.reference_gradient(result["start"], rows, battery.train_labels)
-    err = _rel(_flat(result["grads"], names), _flat(reference, names))
+    err = relative_error(flat_gradient(result["grads"], names), flat_gradient(reference, names))
     if err > TOL:
         return fail("accumulation_2proc", f"step 1 over {len(rows)} rows of {PROCESSES} processes: relative error {err:.2e}",
                     "the step's gradient is not the big batch's across processes (loss scaled by the process count, "

@@ -18,28 +18,11 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+from mrpc_check.checks.facts.optimizer import MEMBERSHIP, exempt, membership_explains  # noqa: F401  (importable here too)
 from mrpc_check.checks.verdict import check, crashed, fail, ok, skip, warn
 
 VARIANT_DECAY = 0.1  # the variant run's weight decay: far from torch's default 0.01 and from 0
 TORCH_DEFAULT_DECAY = 0.01  # torch.optim.AdamW(weight_decay=0.01) unless told otherwise
-
-
-def exempt(name: str) -> bool:
-    """Biases and LayerNorm weights: BERT's recipe (and the Trainer) give them no weight decay."""
-    lowered = name.lower()
-    return lowered.endswith("bias") or "layernorm" in lowered or "layer_norm" in lowered or ".ln" in lowered
-
-
-MEMBERSHIP = "the optimizer's parameters"  # in the bug of a membership failure: gradients and clipping follow from it
-
-
-def membership_explains(battery, verdict):
-    """``verdict`` as a consequence of the optimizer check when that failed on which tensors it holds."""
-    from mrpc_check.checks.verdict import explained_by, judge
-
-    if verdict.status == "fail" and MEMBERSHIP in judge(battery, "optimizer").bug:
-        return explained_by(battery, verdict, "optimizer")
-    return verdict
 
 
 def decay_recipe(battery):

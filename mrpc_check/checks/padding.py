@@ -33,7 +33,7 @@ def _autocast_verdict(battery, base, padded):
     rows, so their raw gradients differ only by padding: a correct bf16 loop's by 1.4e-7 (relative), a dropped mask's
     by 4.7e-3 and 0.37 at steps 1 and 2 (measured on the tiny BERT).
     """
-    from mrpc_check.checks.gradients import TOL, _flat, _rel
+    from mrpc_check.checks.facts.gradients import TOL, flat_gradient, relative_error
 
     errors = []
     for k in AUTOCAST_STEPS:
@@ -44,14 +44,14 @@ def _autocast_verdict(battery, base, padded):
             break
         names = [n for n, g in mine.items() if g is not None and theirs.get(n) is not None]
         if names:
-            errors.append((k, _rel(_flat(theirs, names), _flat(mine, names))))
+            errors.append((k, relative_error(flat_gradient(theirs, names), flat_gradient(mine, names))))
     if not errors:
         return fail("padding", "no gradient of the first steps observed in both runs", "the optimizer never stepped",
                     "call optimizer.step() on a torch.optim optimizer")
     figure = (f"under {base.observation.autocast[1]} autocast, the first steps' raw gradients padded to {MULTIPLE} against "
               "not: " + ", ".join(f"step {k}: {e:.1e}" for k, e in errors) + f" (relative; tolerance {TOL:g})")
     if max(e for _, e in errors) > TOL:
-        from mrpc_check.checks.extras import extra_explains
+        from mrpc_check.checks.verdict import extra_explains
 
         if (v := extra_explains(battery, "padding", "dropout", figure)) is not None:
             return v
@@ -90,7 +90,7 @@ def check_padding(battery):
     figure = (f"largest loss difference {loss_diff:.1e}, " if losses else "no model loss (computed by the loop), ") + \
         f"weight difference {weight_diff:.1e} (tolerance {LOSS_TOL:g})"
     if loss_diff > LOSS_TOL or weight_diff > WEIGHT_TOL:
-        from mrpc_check.checks.extras import extra_explains
+        from mrpc_check.checks.verdict import extra_explains
 
         if (v := extra_explains(battery, "padding", "dropout", figure)) is not None:
             return v

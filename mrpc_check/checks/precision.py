@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from mrpc_check.checks.schedule import CLIP, expected_steps, linear_lr
+from mrpc_check.checks.facts.schedule import CLIP, expected_steps, linear_lr
 from mrpc_check.checks.verdict import check, crashed, fail, ok, skip
 
 

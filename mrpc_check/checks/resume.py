@@ -45,7 +45,7 @@ def check_resume(battery):
     if differ:
         worst = max_weight_difference(full.model, resumed.model)
         figure = f"{len(differ)} parameter tensors differ after resuming (largest difference {worst:.1e})"
-        from mrpc_check.checks.extras import extra_explains
+        from mrpc_check.checks.verdict import extra_explains
 
         # Under dropout a resumed run is bit-equal only if every draw of the RNG replays (a loader's iterator draws too).
         if (v := extra_explains(battery, "resume", "dropout", figure)) is not None:

@@ -11,7 +11,7 @@ coverage check's (:mod:`~mrpc_check.checks.coverage`): a dropped tail is not the
 
 from __future__ import annotations
 
-from mrpc_check.checks.coverage import epoch_rows
+from mrpc_check.checks.facts.rows import epoch_rows
 from mrpc_check.checks.harness import max_weight_difference
 from mrpc_check.checks.verdict import check, crashed, fail, ok
 

@@ -338,7 +338,7 @@ def test_when_two_schedules_fit_the_scheduler_step_count_picks_and_an_ignored_wa
     from mrpc_check.checks.broken import PlainLoop
     from mrpc_check.checks.effective import effective_recipe
     from mrpc_check.checks.harness import Battery
-    from mrpc_check.checks.schedule import infer_schedule
+    from mrpc_check.checks.facts.schedule import infer_schedule
 
     rates = [1e-3 * (12 - k) / 12 for k in range(12)]
     assert infer_schedule(rates, 0.0, 1e-3, strides=(1, 2), expect=(2, 6)) == (2, 26, 2, 2)  # the rates alone: ambiguous

@@ -103,7 +103,7 @@ def test_a_correct_lightning_module_passes(battery_of, check_name):
 
 
 def test_the_sanity_check_is_named_beside_the_evaluation_passes(battery_of):
-    from mrpc_check.checks.evaluation import eval_passes, sanity_rows
+    from mrpc_check.checks.facts.rows import eval_passes, sanity_rows
 
     run = battery_of("fixed").base_run()
     # num_sanity_val_steps=2 batches of the evaluation loader, then one validation per epoch and the prediction pass.

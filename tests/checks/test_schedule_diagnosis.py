@@ -11,7 +11,7 @@ scheduler and a warmup of 1 stepped once give the same rates, and only that coun
 import pytest
 
 from mrpc_check.checks.distributed import PROCESSES, RECIPE_2P
-from mrpc_check.checks.schedule import _linear, diagnose, expected_steps, warmup_of
+from mrpc_check.checks.facts.schedule import _linear, diagnose, expected_steps, warmup_of
 
 RECIPE = RECIPE_2P.replace(warmup_steps=2)
 TOTAL = expected_steps(RECIPE, processes=PROCESSES)  # 4: 3 micro-batches per process and epoch -> 2 steps
