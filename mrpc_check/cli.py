@@ -19,6 +19,7 @@ from mrpc_check.pipeline.config import (
     TrainConfig,
     default_data_source,
     make_config,
+    recipe_from_file,
 )
 from mrpc_check.errors import MrpcCheckError, Preempted
 from mrpc_check.acceptance.floors import FLOOR_ON, Floors
@@ -153,38 +154,6 @@ def _recipe_args(p) -> None:
     p.add_argument("--fast", action="store_true",
                    help="fastest measured mode: --group-by-length --mixed-precision bf16 --batch-size 32 --lr 1e-4 --dropout 0 "
                         "--freeze-layers 2 (flags given explicitly win; bf16 only where the CPU has it natively) [off]")
-
-
-def _recipe_file(path: str) -> dict:
-    """The recipe in a JSON or TOML file (a report.json's ``config`` too), as TrainConfig keys.
-
-    Raises:
-        ConfigError: unreadable, not JSON/TOML, or not a table of settings.
-    """
-    from mrpc_check.errors import ConfigError
-
-    try:
-        text = Path(path).expanduser().read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"--config {path}: cannot read ({exc.strerror}): pass a JSON or TOML file") from exc
-    try:
-        if path.endswith(".toml"):
-            try:
-                import tomllib
-            except ImportError:  # Python 3.10
-                import tomli as tomllib
-            values = tomllib.loads(text)
-        else:
-            values = json.loads(text)
-    except ImportError:
-        raise ConfigError(f"--config {path}: TOML needs Python 3.11 or `pip install tomli`; or pass JSON") from None
-    except ValueError as exc:
-        raise ConfigError(f"--config {path}: not valid {'TOML' if path.endswith('.toml') else 'JSON'} ({exc}): fix the file") from exc
-    if isinstance(values, dict) and isinstance(values.get("config"), dict):
-        values = values["config"]  # a whole report.json
-    if not isinstance(values, dict):
-        raise ConfigError(f"--config {path}: expected a table of settings, got {type(values).__name__}")
-    return {k: v for k, v in values.items() if k not in ("overwrite", "resume")}  # per invocation, never inherited
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -380,7 +349,7 @@ def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if getattr(args, "config", None):
         names = {f.name for f in dataclasses.fields(TrainConfig)}
-        recorded = _recipe_file(args.config)
+        recorded = recipe_from_file(args.config)
         unknown = sorted(set(recorded) - names)
         if unknown:
             from mrpc_check.errors import ConfigError

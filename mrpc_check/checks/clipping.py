@@ -10,7 +10,8 @@ Oracle: the norm observed at every step of the variant run (clip 1e-3, binding);
 
 from __future__ import annotations
 
-from mrpc_check.checks.effective import effective_recipe, infer_clip
+from mrpc_check.checks.effective import effective_recipe
+from mrpc_check.checks.facts.clip import infer_clip
 from mrpc_check.checks.facts.schedule import CLIP, clip_recipe
 from mrpc_check.checks.verdict import Verdict, check, crashed, declared_absent, fail, ok
 

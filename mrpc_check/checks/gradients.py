@@ -55,7 +55,8 @@ def loop_loss(battery):
 
 def judged_gradient(battery, run, k: int) -> dict:
     """The gradient step k is judged on: the one applied, or, where the loop clipped it, the one backward produced."""
-    from mrpc_check.checks.effective import clipped_steps, effective_recipe
+    from mrpc_check.checks.effective import effective_recipe
+    from mrpc_check.checks.facts.clip import clipped_steps
 
     record = run.observation.steps[k - 1]
     if run.name == "base" and record.raw is not None and k in clipped_steps(run.observation.steps, effective_recipe(battery).clip):
@@ -196,7 +197,8 @@ def check_accumulation(battery):
     if not battery.declares("grad_accum"):
         return skip("accumulation", "declared: the loop does not accumulate (adapter.supports has no 'grad_accum'); at "
                     "accumulation 1 each step's gradient equals its batch's, relative error " + ", ".join(figures))
-    from mrpc_check.checks.effective import clipped_steps, effective_recipe
+    from mrpc_check.checks.effective import effective_recipe
+    from mrpc_check.checks.facts.clip import clipped_steps
 
     clipped = sorted(clipped_steps(run.observation.steps, effective_recipe(battery).clip) & {1, 2, 3, 6})
     before = f" (steps {', '.join(map(str, clipped))} judged before its clip: the loop clips, see `clipping`)" if clipped else ""

@@ -215,3 +215,36 @@ def discover_data(given: Optional[str] = None, *bases: str) -> Optional[str]:
 def default_data_source() -> str:
     """--data when not given: :func:`discover_data`'s answer, else the Hub (nyu-mll/glue)."""
     return discover_data() or "hub"
+
+
+def recipe_from_file(path: str) -> dict:
+    """The recipe in a JSON or TOML file (a report.json's ``config`` too), as TrainConfig keys.
+
+    Raises:
+        ConfigError: unreadable, not JSON/TOML, or not a table of settings.
+    """
+    import json
+    from pathlib import Path
+
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--config {path}: cannot read ({exc.strerror}): pass a JSON or TOML file") from exc
+    try:
+        if path.endswith(".toml"):
+            try:
+                import tomllib
+            except ImportError:  # Python 3.10
+                import tomli as tomllib
+            values = tomllib.loads(text)
+        else:
+            values = json.loads(text)
+    except ImportError:
+        raise ConfigError(f"--config {path}: TOML needs Python 3.11 or `pip install tomli`; or pass JSON") from None
+    except ValueError as exc:
+        raise ConfigError(f"--config {path}: not valid {'TOML' if path.endswith('.toml') else 'JSON'} ({exc}): fix the file") from exc
+    if isinstance(values, dict) and isinstance(values.get("config"), dict):
+        values = values["config"]  # a whole report.json
+    if not isinstance(values, dict):
+        raise ConfigError(f"--config {path}: expected a table of settings, got {type(values).__name__}")
+    return {k: v for k, v in values.items() if k not in ("overwrite", "resume")}  # per invocation, never inherited
