@@ -158,3 +158,32 @@ def test_the_bench_and_the_facts_import_no_family(graph):
     lower = [n for n in MODULES if _checks_module(n) in BENCH | {"facts", "effective"}]
     reaching = {n: sorted(t for t in graph[n] if _checks_module(t) in FAMILIES) for n in lower}
     assert not any(reaching.values()), {n: t for n, t in reaching.items() if t}
+
+
+def _documented_imports() -> list:
+    """Every ``from mrpc_check... import names`` written in README.md, docs/ and examples/ (what users copy)."""
+    import re
+
+    root = PACKAGE.parent
+    sources = [root / "README.md", *sorted((root / "docs").rglob("*.md")), *sorted((root / "examples").rglob("*.py"))]
+    found = set()
+    for path in sources:
+        text = path.read_text()
+        written = re.findall(r"from (mrpc_check[\w.]*) import \(([\w,\s]+)\)", text)  # parenthesized, over lines
+        written += re.findall(r"from (mrpc_check[\w.]*) import ([\w, ]+)$", text, re.M)
+        for module, names in written:
+            found |= {(module, n.strip().split(" as ")[0]) for n in names.split(",") if n.strip()}
+    return sorted(found)
+
+
+@pytest.mark.parametrize("module, name", _documented_imports())
+def test_every_documented_import_still_works(module, name):
+    """Moving modules (checks/facts, checks/twins, the sweep's summary) must not break a name users import."""
+    import importlib
+
+    assert hasattr(importlib.import_module(module), name), f"from {module} import {name} no longer works"
+
+
+def test_the_documented_imports_are_read():
+    names = {n for _, n in _documented_imports()}
+    assert {"LoopOutput", "trainer_adapter", "lightning_adapter", "load_adapter", "run_battery"} <= names, names
