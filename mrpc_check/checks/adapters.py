@@ -157,6 +157,8 @@ def lightning_adapter(build_module, name: Optional[str] = None, datamodule=None,
         precision = {"bf16": "bf16-mixed", "fp16": "16-mixed"}.get(recipe.mixed_precision, "32-true")
         with tempfile.TemporaryDirectory(prefix="mrpc-lightning-") as scratch, warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*(num_workers|bottleneck|does not have many workers).*")
+            # Lightning 2.6 on torch 2.13: one deprecation per batch from its own pytree code, nothing the user wrote.
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
             quiet = [logging.getLogger(n) for n in ("lightning.pytorch", "pytorch_lightning", "lightning.fabric", "lightning_fabric")]
             levels = [logger.level for logger in quiet]
             for logger in quiet:

@@ -47,7 +47,8 @@ def modules():
     tutorial = _tutorial()
 
     class Fixed(tutorial.GLUETransformer):
-        def on_train_start(self):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
             self.model.train()  # from_pretrained's eval mode: Lightning 2.x no longer switches it
 
     class EpochScheduler(Fixed):
