@@ -63,6 +63,12 @@ def loop_label(config) -> str:
     return spec if spec else f"{DEFAULT_INSIDE} (this repository's reference loop: no {OPTION} given)"
 
 
+def _conftest_fixture(config) -> bool:
+    """A conftest.py the controller loaded defines its own ``mrpc_loop`` fixture (the loop is named there)."""
+    return any(getattr(plugin, "__file__", "").endswith("conftest.py") and hasattr(plugin, "mrpc_loop")
+               for plugin in config.pluginmanager.get_plugins())
+
+
 def _uses_plugin_loop(item) -> bool:
     """The test reaches the battery through the plugin's own ``mrpc_loop`` fixture (not a conftest override)."""
     info = getattr(item, "_fixtureinfo", None)
@@ -91,7 +97,7 @@ class BatteryRoute:
         """Under pytest-xdist the workers collect: the controller sees test ids only (a worker's UsageError would be
         an INTERNALERROR). The plugin's own battery module, with no loop named, outside this repository: exit 4."""
         if (not self.config.getoption(OPTION) and any(i.split("::")[0].endswith("test_battery.py") for i in ids)
-                and not inside_this_repository(self.config)):
+                and not inside_this_repository(self.config) and not _conftest_fixture(self.config)):
             pytest.exit(UNNAMED, returncode=pytest.ExitCode.USAGE_ERROR)
 
     def pytest_report_collectionfinish(self, config, start_path, items):

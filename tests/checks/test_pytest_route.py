@@ -94,3 +94,22 @@ class TestAcceptanceWithoutData:
         assert result.ret == pytest.ExitCode.OK
         assert result.parseoutcomes()["passed"] == 1 and result.parseoutcomes()["skipped"] >= 1
         result.stdout.fnmatch_lines(["*no MRPC data: pass --mrpc-data DIR*"])
+
+
+@pytest.mark.integration
+def test_a_conftest_fixture_names_the_loop_under_xdist_too(suite):
+    """A team's conftest.py hands its loop over as a mrpc_loop fixture: no --mrpc-loop needed, with -n 2 as without."""
+    suite.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def mrpc_loop():
+            from mrpc_check.checks.contract import load_adapter
+
+            return load_adapter("example")
+        """
+    )
+    result = suite.runpytest_subprocess("--pyargs", "mrpc_check.checks", "-n", "2", "-k", "modes")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-2000:]
+    result.assert_outcomes(passed=1)
