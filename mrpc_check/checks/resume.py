@@ -6,13 +6,16 @@ k's checkpoint. Oracles: the rows the resumed run feeds (forward hooks) must be 
 uninterrupted run's rows after step k; its final weights must equal the uninterrupted run's.
 
 Bugs caught: resume skipping the wrong number of batches (optimizer steps counted as
-batches), replaying epoch 0's order, RNG or optimizer state not restored.
+batches), replaying epoch 0's order or another shuffle (named as its own root cause even where grouping
+fails: no grouping bug does that), RNG or optimizer state not restored.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+
 from mrpc_check.checks.harness import max_weight_difference
-from mrpc_check.checks.verdict import check, crashed, fail, ok, skip
+from mrpc_check.checks.verdict import Verdict, check, crashed, fail, ok, skip
 
 KILL_AFTER = 2  # mid-epoch: 4 of the 6 micro-batches of epoch 1 are done
 
@@ -37,6 +40,21 @@ def check_resume(battery):
     got = resumed.observation.train_rows()
     if got != expected:
         first = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), min(len(got), len(expected)))
+        n = len(full.train_labels)  # rows per epoch: the last epoch is whole in both runs
+        last_epoch_reshuffled = (min(len(got), len(expected)) >= n and got[-n:] != expected[-n:]
+                                 and Counter(got[-n:]) == Counter(expected[-n:]))
+        if len(got) == len(expected) or last_epoch_reshuffled:
+            # The right number of rows from another order, or a whole later epoch in another order: the resumed run's
+            # shuffle is not the one the uninterrupted run drew. No skip count does that, so it stays a root cause
+            # whatever the grouping check finds (a skip count a grouping bug moved is grouping's consequence).
+            where = f"first difference at row {first + 1}" if len(got) == len(expected) else "its last epoch in another order"
+            return Verdict("resume", "fail", f"the resumed run fed {len(got)} rows after step {KILL_AFTER} (the uninterrupted "
+                           f"run {len(expected)}) from another shuffle: {where}",
+                           "resume replays another shuffle: the generator state restored is not the one the uninterrupted "
+                           "run's shuffle drew from (saved before an evaluation whose loader draws from the global "
+                           "generator, or not saved at all)",
+                           "save the state the next shuffle draws from with the data position (after any evaluation), or give "
+                           "the training loader its own generator seeded by (seed, epoch)", own_root=True)
         return fail("resume", f"resumed run fed {len(got)} rows, the uninterrupted run {len(expected)} after step {KILL_AFTER}; "
                     f"first difference at row {first + 1}",
                     "resume skipping the wrong batches (optimizer steps counted as micro-batches?)",

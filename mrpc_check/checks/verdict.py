@@ -32,6 +32,9 @@ class Verdict:
     fix: str = ""  # on failure or warning: what to change (none for a consequence)
     caused_by: Optional[str] = None  # the root check whose failure this one follows from
     extra: bool = False  # the run shows something the recipe never asked for, which this check names (declared or not)
+    # A failure its prerequisites cannot explain (resume replaying another shuffle is no grouping bug): it stays a root
+    # cause even where a check it rests on fails.
+    own_root: bool = False
 
     @property
     def passed(self) -> bool:
@@ -209,7 +212,7 @@ def judge(battery, name: str, run_check: Optional[Callable] = None) -> Verdict:
         verdict = Verdict(name, "skip", f"not run: it rests on `{root}`, which fails; fix that first", caused_by=root)
     else:
         verdict = run_check(name) if run_check else guarded(battery, name)
-        if root and verdict.status == "fail":
+        if root and verdict.status == "fail" and not verdict.own_root:
             verdict = Verdict(name, "fail", verdict.figure, f"fails because `{root}` fails", "", caused_by=root)
         elif root and verdict.status == "warn":
             # A graded effect read off a run whose foundation is wrong (an idiom's warning on misaligned

@@ -410,3 +410,19 @@ def test_a_correct_k_fold_warns_once_and_declared_passes(bert):
     assert got["outside_updates"].status == "pass" and got["coverage"].status == "skip" and not got["coverage"].caused_by
     adapter.extras = {"models": 2}
     assert {v.check: v for v in run_battery(adapter, bert, checks=["outside_updates"])}["outside_updates"].status == "fail"
+
+
+@pytest.mark.integration
+def test_a_resume_replaying_another_shuffle_is_its_own_root_beside_a_grouping_bug(bert):
+    """Grouping off by one and a resume that redraws the shuffle: the resume failure is not grouping's consequence
+    (its last epoch comes in another order, which no skip count does), so both are named."""
+    from mrpc_check.checks.battery import run_battery
+    from mrpc_check.checks.twins import AccumulatesOffByOne, ResumeReplaysAnotherShuffle
+
+    class Both(AccumulatesOffByOne, ResumeReplaysAnotherShuffle):
+        pass
+
+    verdicts = {v.check: v for v in run_battery(Both(), bert, checks=["grouping", "resume"])}
+    assert verdicts["grouping"].status == "fail" and verdicts["grouping"].caused_by is None
+    resume = verdicts["resume"]
+    assert resume.status == "fail" and resume.caused_by is None and "another shuffle" in resume.bug, resume.message()

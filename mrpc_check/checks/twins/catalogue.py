@@ -41,6 +41,7 @@ CATALOGUE = (
     Entry(SeedIgnored, "seed", "seed ignored", "seed ignored"),
     Entry(EpochNotSetOnSampler, "seed", "epoch not set on the sampler", "epoch not set"),
     Entry(ResumeSkipsOptimizerSteps, "resume", "resume skipping the wrong batches", "wrong batches"),
+    Entry(ResumeReplaysAnotherShuffle, "resume", "resume replays another shuffle", "another shuffle"),
     Entry(ClipsBeforeUnscaling, "mixed_precision", "clipping before unscaling (fp16)", "before unscaling"),
     Entry(BareAcceleratorOnCpu, "process_group", "each rank alone: Accelerator() without cpu=True on a CPU", "never formed one process group"),
     Entry(ScheduleSizedBeforePrepare, "schedule_2proc", "schedule sized before prepare", "before accelerator.prepare"),

@@ -162,6 +162,18 @@ class ResumeSkipsOptimizerSteps(PlainLoop):
         return start["batches"] // recipe.grad_accum
 
 
+class ResumeReplaysAnotherShuffle(PlainLoop):
+    """On resume the shuffle is drawn from another generator state (one saved at the wrong moment): the right number
+    of micro-batches after the checkpoint, from another order."""
+
+    def restore(self, recipe, model, optimizer, scheduler):
+        self.resumed = bool(recipe.resume and recipe.checkpoint_dir)
+        return super().restore(recipe, model, optimizer, scheduler)
+
+    def set_epoch(self, sampler, epoch):
+        sampler.set_epoch(epoch + (7919 if getattr(self, "resumed", False) else 0))
+
+
 class ClipsBeforeUnscaling(PlainLoop):
     """fp16: clips the scaled gradients, then unscales: the applied gradient is far below the clip."""
 
