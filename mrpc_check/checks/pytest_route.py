@@ -125,7 +125,7 @@ class BatteryRoute:
         reporter = xml.node_reporter(report)
         reporter.add_attribute("classname", CLASSNAME)
         if report.when == "call" and properties.get("mrpc_status") == "warn":
-            import xml.etree.ElementTree as ET
+            from xml.etree import ElementTree as ET  # not `import xml...`: it would rebind the local `xml`
 
             out = ET.Element("system-out")
             out.text = properties.get("mrpc_message", "")
