@@ -185,10 +185,10 @@ def read_summary(path: Path) -> Optional[dict]:
     return data
 
 
-def write_summary(out: Path, seeds: list, runs: list, failed: list, result_of) -> dict:
+def write_summary(out: Path, config: dict, seeds: list, runs: list, failed: list, result_of) -> dict:
     """Write ``out/sweep.json`` for this sweep's ``seeds``, merged with another sweep's of the same recipe; returns it.
 
-    ``result_of(seeds, runs, failed)`` builds the summary dict. Under a file lock, the runs and failures another
+    ``config`` is this sweep's recipe; ``result_of(seeds, runs, failed)`` builds the summary dict. Under a file lock, the runs and failures another
     sweep recorded for seeds this one does not run are kept (two seed lists on one folder, started together:
     both sets of results stay, whichever sweep writes last); a summary of another recipe is replaced (the sweep
     refused to start over it unless told to overwrite).
@@ -205,12 +205,10 @@ def write_summary(out: Path, seeds: list, runs: list, failed: list, result_of) -
         except ConfigError:
             existing = None  # a damaged summary is replaced by this one (the runs themselves are in seed-*/)
         mine = set(seeds)
-        if existing is not None:
-            result_now = result_of(list(seeds), runs, failed)
-            if same_recipe(existing.get("config", {}), result_now["config"]):
-                seeds_all += [s for s in existing["seeds"] if s not in mine]
-                others_runs = [r for r in existing["runs"] if isinstance(r, dict) and r.get("seed") not in mine]
-                others_failed = [f for f in existing.get("failed", []) if isinstance(f, dict) and f.get("seed") not in mine]
+        if existing is not None and same_recipe(existing.get("config", {}), config):
+            seeds_all += [s for s in existing["seeds"] if s not in mine]
+            others_runs = [r for r in existing["runs"] if isinstance(r, dict) and r.get("seed") not in mine]
+            others_failed = [f for f in existing.get("failed", []) if isinstance(f, dict) and f.get("seed") not in mine]
         result = result_of(seeds_all, list(runs) + others_runs, list(failed) + others_failed)
         if others_runs or others_failed:
             result["merged_seeds"] = sorted({r["seed"] for r in others_runs} | {f["seed"] for f in others_failed})

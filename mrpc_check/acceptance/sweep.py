@@ -311,7 +311,7 @@ def run_sweep(cfg: TrainConfig, seeds: Sequence[int], out, floors: Optional[Floo
                     **({"models": dict(models), "keep_models": options.keep_models} if final else {}), "summary": summary}
 
         # Under a lock, merged with what another sweep of this recipe on the folder recorded: a kill now loses nothing finished.
-        return write_summary(out, list(seeds), runs, list(failed), result_of)
+        return write_summary(out, config, list(seeds), runs, list(failed), result_of)
 
     config = {**cfg.to_dict(), "output_dir": str(out.resolve())}
     existing = read_summary(out / SWEEP_JSON)  # one line, naming the file, when it is not a readable summary
