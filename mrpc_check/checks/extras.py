@@ -178,6 +178,12 @@ def check_outside_updates(battery):
         return v
     eff = effective_recipe(battery)
     if (several := models_in_run(run)) is not None:  # fresh weights loaded between models: the design, not an update
+        if not several["starts"]:
+            return fail("outside_updates", several["describe"],
+                        "the loop trains copies of the model (or models it builds), never the model it was handed: none "
+                        "of the training the battery observes happened, so no other check can judge it",
+                        "train the model the adapter is handed (an ensemble's first member can be that model itself), "
+                        "or verify one member's training")
         declared = battery.caps.extra("models")
         if declared == several["count"]:
             return _present(ok("outside_updates", f"{several['describe']}; as declared in adapter.extras"))

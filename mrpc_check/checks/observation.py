@@ -79,6 +79,12 @@ class Observation:
     # A new optimizer after the first one: {"step": its first optimizer step (1-based), "fresh": whether the model's
     # weights were back at their start values then (several models trained in one run: k-fold, an ensemble)}.
     restarts: list = field(default_factory=list)
+    # Other model objects the loop trained (an ensemble's members: deep copies, models built anew), each
+    # {"after": the model's optimizer steps before its first step, "steps": its optimizer steps, "fresh": whether it
+    # started from the model's start weights, "tensors": tensors its optimizer holds}. Their steps are not the model's:
+    # kept out of ``steps`` and the scheduler count (their forwards never reach the model's hooks).
+    members: list = field(default_factory=list)
+    member_optimizers: set = field(default_factory=set, repr=False, compare=False)  # id() of the members' optimizers
     # Training forwards under autocast: (device type, dtype name), e.g. ("cpu", "bfloat16"), read from torch's autocast
     # state when the first training forward starts; None in full precision. logits_dtype: the training logits' dtype.
     autocast: Optional[tuple] = None

@@ -93,6 +93,7 @@ class Observer:
         self._raw: dict = {}  # id(parameter) -> the gradient backward produced for it in the current step
         self._left: Optional[dict] = None  # name -> weights the last optimizer step left (capture runs only)
         self._probe: list = []  # (tensor, its start value) for a few small trainable tensors
+        self._member_index: dict = {}  # id(optimizer) of another model object's -> its index in observation.members
 
     def __enter__(self) -> "Observer":
         from torch.optim.optimizer import register_optimizer_step_pre_hook
@@ -251,6 +252,8 @@ class Observer:
     def _before_step(self, optimizer, args, kwargs):
         if isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer):
             return  # a wrapper (e.g. Accelerate's) whose inner optimizer reports the same step
+        if self._member(optimizer):
+            return None
         self._scan()
         if id(optimizer) not in self._optimizers:
             self._adopt(optimizer)
@@ -288,6 +291,37 @@ class Observer:
         self._record(optimizer)
         return None
 
+    def _member(self, optimizer) -> bool:
+        """Whether ``optimizer`` trains another model object (an ensemble's member), counting its step if so.
+
+        Decided at its first step: none of its tensors is one the model holds, backward reached some of them (an
+        optimizer over a copy nothing trains is the optimizer check's bug, not a member), and their shapes are the
+        model's (all its tensors, or the trainable ones).
+        """
+        members = self.observation.member_optimizers
+        if id(optimizer) in members:
+            self.observation.members[self._member_index[id(optimizer)]]["steps"] += 1
+            return True
+        if id(optimizer) in self._optimizers:
+            return False
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        if not params or any(id(p) in self._names for p in params) or all(p.grad is None for p in params):
+            return False
+        shapes = sorted(tuple(p.shape) for p in params)
+        own = list(self.model.parameters())
+        if shapes not in (sorted(tuple(p.shape) for p in own), sorted(tuple(p.shape) for p in own if p.requires_grad)):
+            return False
+        by_shape = {}
+        for p in params:
+            by_shape.setdefault(tuple(p.shape), []).append(p)
+        fresh = bool(self._probe) and all(any(torch.equal(q.detach(), start) for q in by_shape.get(tuple(start.shape), ()))
+                                          for _, start in self._probe)
+        members.add(id(optimizer))
+        self._member_index[id(optimizer)] = len(self.observation.members)
+        self.observation.members.append({"after": len(self.observation.steps), "steps": 1, "fresh": fresh,
+                                         "tensors": len(params)})
+        return True
+
     def _record(self, optimizer) -> None:
         """The step about to update the weights: its rates, its gradients against backward's raw ones."""
         params = [p for g in optimizer.param_groups for p in g["params"]]
@@ -320,7 +354,8 @@ class Observer:
 
     def _read_own_schedule(self, optimizer, args, kwargs):
         """The rate the step applied where the optimizer schedules itself (schedule-free: warmup inside the optimizer)."""
-        if isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer) or not self.observation.steps:
+        if (isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer) or not self.observation.steps
+                or id(optimizer) in self.observation.member_optimizers):
             return
         own = [g.get("scheduled_lr") for g in optimizer.param_groups]
         if all(isinstance(x, (int, float)) for x in own):
@@ -328,7 +363,7 @@ class Observer:
             self.observation.own_schedule = True
 
     def _after_step(self, optimizer, args, kwargs):
-        if isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer):
+        if isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer) or id(optimizer) in self.observation.member_optimizers:
             return
         # What this step left: read against the next captured step's start and against the run's end.
         self._left = {n: p.detach().float().cpu().clone() for n, p in self.model.named_parameters()}
@@ -349,8 +384,9 @@ def _watch_scheduler_steps(observation: Observation) -> None:
         original = lr_scheduler.LRScheduler.step
 
         def counted(scheduler, *args, **kwargs):
-            for watching in _WATCHERS:
-                watching.scheduler_calls += 1
+            for watching in _WATCHERS:  # not an ensemble member's scheduler: its steps are not the model's
+                if id(getattr(scheduler, "optimizer", None)) not in watching.member_optimizers:
+                    watching.scheduler_calls += 1
             return original(scheduler, *args, **kwargs)
 
         counted._mrpc_counted = True
@@ -391,26 +427,44 @@ def _total(values: list) -> float:
 
 
 def models_in_run(run) -> Optional[dict]:
-    """Several models trained in one run (fresh weights and a new optimizer each time), else None.
+    """Several models trained in one run, else None.
 
-    ``{"count", "starts": [first optimizer step of each model], "rows": [training rows each model was fed],
-    "describe": text}``. K-fold cross-validation (a model per fold on part of the rows) and an ensemble restored to
-    the same start are this shape; the recipe's one model trained once over every row is not.
+    ``{"count", "starts": [first optimizer step of each model the handed one became], "rows": [training rows each of
+    those was fed], "members": other model objects trained, "describe": text}``. K-fold cross-validation (the model
+    restored to its start weights with a new optimizer per fold, on part of the rows) and an ensemble (the same, or
+    other model objects: deep copies, models built anew) are this shape; the recipe's one model trained once over
+    every row is not.
     """
-    restarts = run.observation.restarts
-    if not restarts or not all(r["fresh"] for r in restarts):
+    obs = run.observation
+    restarts = [] if not all(r["fresh"] for r in obs.restarts) else obs.restarts
+    members = obs.members
+    if not restarts and not members:
         return None
-    starts = [1] + [r["step"] for r in restarts]
+    starts = ([1] + [r["step"] for r in restarts]) if obs.steps else []
     rows = [set() for _ in starts]
-    for f in run.observation.train_forwards():
+    for f in obs.train_forwards():
         model = sum(1 for s in starts[1:] if f.steps_before + 1 >= s)
-        rows[model].update(r for r in f.rows if r is not None)
+        if starts:
+            rows[model].update(r for r in f.rows if r is not None)
     n = len(run.train_labels)
-    share = "/".join(sorted({str(len(r)) for r in rows}))
-    kind = "k-fold cross-validation" if all(0 < len(r) < n for r in rows) else "an ensemble or repeated runs"
-    return {"count": len(starts), "starts": starts, "rows": rows,
-            "describe": f"{len(starts)} models trained in one run: fresh weights and a new optimizer at optimizer steps "
-                        f"{', '.join(map(str, starts))}, each fed {share} of the {n} training rows ({kind})"}
+    parts = []
+    if len(starts) > 1:
+        share = "/".join(sorted({str(len(r)) for r in rows}))
+        kind = "k-fold cross-validation" if all(0 < len(r) < n for r in rows) and not members else "an ensemble or repeated runs"
+        parts.append(f"fresh weights and a new optimizer at optimizer steps {', '.join(map(str, starts))}, each fed {share} "
+                     f"of the {n} training rows ({kind})")
+    elif starts:
+        parts.append(f"the model handed over ({len(obs.steps)} optimizer steps)")
+    if members:
+        fresh = sum(m["fresh"] for m in members)
+        origin = ("from the model's start weights" if fresh == len(members) else
+                  "from other start weights" if not fresh else f"{fresh} of them from the model's start weights")
+        steps = "/".join(sorted({str(m["steps"]) for m in members}))
+        parts.append(f"{len(members)} other model object(s) trained {origin} ({steps} optimizer steps each; their forwards "
+                     "are not observed: an ensemble)")
+    count = len(starts) + len(members)
+    return {"count": count, "starts": starts, "rows": rows, "members": len(members),
+            "describe": f"{count} models trained in one run: " + "; ".join(parts)}
 
 
 def training_epochs(observation: Observation, epochs: int) -> list:

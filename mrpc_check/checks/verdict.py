@@ -184,6 +184,19 @@ def root_of(verdict: Verdict) -> str:
     return verdict.caused_by or verdict.check
 
 
+COPIES_ROOT = "outside_updates"  # the check that names a loop training copies of the model, never the model itself
+
+
+def trains_copies_only(battery) -> bool:
+    """Whether the base run trained other model objects (deep copies, models built anew) and never the model handed
+    over: every reading of the model's forwards and steps is then empty, and that one fact is the root."""
+    run = battery._runs.get("base")
+    if run is None or run.error is not None:
+        return False
+    obs = run.observation
+    return bool(obs.members) and not obs.steps and not obs.train_forwards()
+
+
 def judge(battery, name: str, run_check: Optional[Callable] = None) -> Verdict:
     """``name``'s verdict on ``battery``, its prerequisites judged first; cached on the battery.
 
@@ -212,6 +225,11 @@ def judge(battery, name: str, run_check: Optional[Callable] = None) -> Verdict:
         verdict = Verdict(name, "skip", f"not run: it rests on `{root}`, which fails; fix that first", caused_by=root)
     else:
         verdict = run_check(name) if run_check else guarded(battery, name)
+        if verdict.status in ("fail", "warn", "pass") and name != COPIES_ROOT and trains_copies_only(battery):
+            judge(battery, COPIES_ROOT, run_check)  # cached: the root every other verdict then names
+            root = COPIES_ROOT
+            if verdict.status == "pass":  # a pass read off no training at all says nothing
+                verdict = Verdict(name, "skip", f"not judged: it rests on `{root}`, which fails ({verdict.figure})", caused_by=root)
         if root and verdict.status == "fail" and not verdict.own_root:
             verdict = Verdict(name, "fail", verdict.figure, f"fails because `{root}` fails", "", caused_by=root)
         elif root and verdict.status == "warn":

@@ -192,14 +192,19 @@ def fractional_warmup_loop(model, train_dataset, eval_dataset, collator, recipe)
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.0)
     total = len(loader) * recipe.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=0.06 * total, num_training_steps=total)
+    _train_epochs(model, loader, optimizer, scheduler, recipe.epochs)
+    return _evaluate(model, eval_dataset, collator, recipe.eval_batch_size)
+
+
+def _train_epochs(model, loader, optimizer, scheduler, epochs):
+    """The walkthrough's inner loop: one optimizer and scheduler step per batch."""
     model.train()
-    for _ in range(recipe.epochs):
+    for _ in range(epochs):
         for batch in loader:
             model(**batch).loss.backward()
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
-    return _evaluate(model, eval_dataset, collator, recipe.eval_batch_size)
 
 
 fractional_warmup_loop.supports = set()
@@ -410,6 +415,70 @@ def test_a_correct_k_fold_warns_once_and_declared_passes(bert):
     assert got["outside_updates"].status == "pass" and got["coverage"].status == "skip" and not got["coverage"].caused_by
     adapter.extras = {"models": 2}
     assert {v.check: v for v in run_battery(adapter, bert, checks=["outside_updates"])}["outside_updates"].status == "fail"
+
+
+def ensemble_loop(*, members=3, handed_first=True, reseed_head=False):
+    """An ensemble of differently seeded models: each member trained alone (its own seed, shuffle and optimizer), the
+    members' averaged probabilities returned. ``handed_first``: the first member is the model handed over (else every
+    member is a deep copy and the handed model never trains); ``reseed_head``: each copy's head re-initialised under
+    its seed (a model loaded anew under another seed)."""
+
+    def train(model, train_dataset, collator, recipe, seed):
+        torch.manual_seed(seed)
+        loader = DataLoader(train_dataset, shuffle=True, batch_size=recipe.batch_size, collate_fn=collator)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        steps = len(loader) * recipe.epochs
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / steps))
+        _train_epochs(model, loader, optimizer, scheduler, recipe.epochs)
+
+    def adapter(model, train_dataset, eval_dataset, collator, recipe):
+        import copy
+
+        start = copy.deepcopy(model)
+        models = ([model] if handed_first else []) + [copy.deepcopy(start) for _ in range(members - handed_first)]
+        total = 0
+        for k, member in enumerate(models):
+            if reseed_head and member is not model:
+                torch.manual_seed(recipe.seed + k)
+                member.classifier.reset_parameters()
+            train(member, train_dataset, collator, recipe, recipe.seed + k)
+            member.eval()
+            with torch.no_grad():
+                logits = torch.cat([member(**b).logits for b in DataLoader(eval_dataset, batch_size=recipe.eval_batch_size,
+                                                                           collate_fn=collator)])
+            total = total + logits.softmax(-1)
+        return total.argmax(-1).tolist()
+
+    adapter.supports = {"weight_decay"}
+    return adapter
+
+
+ENSEMBLE_CHECKS = ["grouping", "coverage", "schedule", "optimizer", "outside_updates", "gradients_cleared", "evaluation"]
+
+
+@pytest.mark.parametrize("reseed_head", [False, True])
+def test_an_ensemble_of_other_model_objects_is_named_as_such_and_its_first_member_judged(bert, reseed_head):
+    """Members the hooks never see (deep copies trained alone): their steps are not the model's, so the schedule and
+    the step counts are judged on the model handed over, and the ensemble is named once, as a declarable choice."""
+    adapter = ensemble_loop(reseed_head=reseed_head)
+    verdicts = run_battery(adapter, bert, checks=ENSEMBLE_CHECKS)
+    got = {v.check: v for v in verdicts}
+    assert root_causes_of(verdicts) == [], [v.message() for v in verdicts if v.status == "fail"]
+    assert got["schedule"].status == "pass" and got["gradients_cleared"].status == "pass", got["schedule"].message()
+    several = got["outside_updates"]
+    assert several.status == "warn" and "3 models in one run" in several.bug and "2 other model object(s)" in several.figure
+    assert ("other start weights" in several.figure) == reseed_head, several.figure
+    adapter.extras = {"models": 3}
+    assert {v.check: v for v in run_battery(adapter, bert, checks=["outside_updates"])}["outside_updates"].status == "pass"
+
+
+def test_an_ensemble_that_never_trains_the_handed_model_has_one_root(bert):
+    verdicts = run_battery(ensemble_loop(members=2, handed_first=False), bert, checks=ENSEMBLE_CHECKS)
+    got = {v.check: v for v in verdicts}
+    assert root_causes_of(verdicts) == ["outside_updates"], [v.message() for v in verdicts if v.status == "fail"]
+    assert "never the model it was handed" in got["outside_updates"].bug
+    assert all(v.caused_by == "outside_updates" for v in verdicts if v.check != "outside_updates"), \
+        [v.message() for v in verdicts]
 
 
 @pytest.mark.integration
