@@ -75,6 +75,7 @@ EXTRAS = {
     "dropout": "the dropout rate the loop sets on the model's Dropout modules for training",
     "models": "how many models the loop trains in one run (k-fold cross-validation, an ensemble): fresh weights and a new optimizer each",
     "schedule": "'constant': no lr scheduler, the rate stays at its peak after any warmup (a schedule-free optimizer)",
+    "held_out": "the share of the training rows the loop holds out as its own validation split (early stopping's), e.g. 0.2",
 }
 """What a loop may declare it does beyond the recipe (``adapter.extras``), each with what it stands for."""
 
@@ -172,7 +173,7 @@ def _extras(declared, name: str) -> tuple:
                 value = int(value)
             else:
                 value = float(value)
-                if not (value > 0 and (key != "label_smoothing" or value < 1) and (key != "dropout" or value < 1)):
+                if not (value > 0 and (key not in ("label_smoothing", "dropout", "held_out") or value < 1)):
                     raise ValueError("out of range")
         except (TypeError, ValueError) as exc:
             raise AdapterError(f"{name}.extras[{key!r}] = {declared[key]!r} cannot be read ({exc}): {EXTRAS[key]}") from None

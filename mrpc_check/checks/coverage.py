@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from mrpc_check.checks.facts.rows import EARLY_FIX, dropped_tail, early_stop, epoch_rows  # noqa: F401  (importable here too)
+from mrpc_check.checks.facts.rows import (EARLY_FIX, EPOCHS_FIX, dropped_tail, early_stop, epoch_rows, held_out,  # noqa: F401
+                                          other_epochs, whole_epochs)
 from mrpc_check.checks.harness import MRPC_BATCH, MRPC_TRAIN, N_TRAIN
-from mrpc_check.checks.verdict import check, crashed, explained_by, fail, ok, several_models_explain, warn
+from mrpc_check.checks.verdict import Verdict, check, crashed, explained_by, fail, ok, several_models_explain, warn
 
 
 @check("coverage", oracle="forward hooks: the training rows of every epoch, as fed")
@@ -31,6 +32,11 @@ def check_coverage(battery):
         return fail("coverage", "no training row was fed", "the loop never trained", "iterate the training loader")
     if (v := several_models_explain(battery, run, "coverage", "each model is fed its own rows")) is not None:
         return v
+    if (v := _held_out_verdict(battery, run, epochs)) is not None:
+        return v
+    if (bug := other_epochs(run)) is not None:
+        return fail("coverage", f"{whole_epochs(run)} whole epochs fed, each every trained row once ({len(run.observation.train_rows())} "
+                    f"rows in all)", bug, EPOCHS_FIX)
     batch = run.recipe.batch_size
     for i, rows in enumerate(epochs):
         counts = Counter(rows)
@@ -68,3 +74,27 @@ def check_coverage(battery):
                     "drop drop_last=True from the training DataLoader (a short last batch is harmless with loss weighting), "
                     "or accept the loss of fewer than one batch of rows per epoch")
     return ok("coverage", f"{len(epochs)} epochs, each fed all {N_TRAIN} training rows exactly once")
+
+
+def _held_out_verdict(battery, run, epochs):
+    """A validation split carved out of the training rows (never trained on, evaluated during training): the loop's
+    design, named and declarable (``extras = {'held_out': share}``); None when the run does not hold rows out."""
+    held = held_out(run)
+    if not held:
+        return None
+    kept = set(range(N_TRAIN)) - {r[1] for r in held}
+    if not all(len(rows) == len(set(rows)) and {r[1] for r in rows if r is not None} == kept and None not in rows for rows in epochs):
+        return None  # other rows missing or repeated too: judged as usual below
+    figure = (f"{len(held)} of {N_TRAIN} training rows ({len(held) / N_TRAIN:.0%}) never trained on in any of {len(epochs)} "
+              "epoch(s), and evaluated in eval mode during training")
+    declared = battery.caps.extra("held_out")
+    if declared is not None and abs(declared * N_TRAIN - len(held)) <= 1:
+        return Verdict("coverage", "pass", f"{figure}; a held-out share of {declared:g}, as declared in adapter.extras", extra=True)
+    if declared is not None:
+        return fail("coverage", figure, f"declared a held-out share of {declared:g} (adapter.extras) but the loop holds out "
+                    f"{len(held) / N_TRAIN:.2f}", "hold out the declared share, or correct adapter.extras['held_out']")
+    return Verdict("coverage", "warn", figure,
+                   "the loop holds part of the training rows out as its own validation split (early stopping's or model "
+                   "selection's): the model trains on fewer rows than the recipe's",
+                   "train on every row of train_dataset, or declare the choice: adapter.extras = "
+                   f"{{'held_out': {round(len(held) / N_TRAIN, 2):g}}}", extra=True)

@@ -139,15 +139,19 @@ def effective_recipe(battery) -> EffectiveRecipe:
 
 def _infer(battery) -> EffectiveRecipe:
     from mrpc_check.checks.facts.optimizer import exempt
-    from mrpc_check.checks.facts.rows import epoch_rows, eval_passes, expected_groups, observed_groups, sanity_rows
+    from mrpc_check.checks.facts.rows import epoch_rows, eval_passes, expected_groups, held_out, observed_groups, sanity_rows
     from mrpc_check.checks.facts.schedule import constant_after_warmup, fed_steps, fractional_warmup, infer_schedule, warmup_of
 
-    run = battery.base_run()
-    recipe, obs = run.recipe, run.observation
+    from mrpc_check.checks.observe import first_model, models_in_run
+
+    whole = battery.base_run()
     eff = EffectiveRecipe()
-    if run.error is not None:
-        eff.error = f"the base run raised {type(run.error).__name__}: nothing inferred"
+    if whole.error is not None:
+        eff.error = f"the base run raised {type(whole.error).__name__}: nothing inferred"
         return eff
+    several = models_in_run(whole)
+    run = first_model(whole)  # k models one after another: what one model's training did (the first's)
+    recipe, obs = run.recipe, run.observation
     steps = obs.steps
     rows = eff.rows
     # -- the optimizer ----------------------------------------------------------------------------
@@ -215,7 +219,9 @@ def _infer(battery) -> EffectiveRecipe:
     rows.append(Row("batch size", f"{recipe.batch_size}", f"{batch}", "=" if batch == recipe.batch_size else "!"))
     per_epoch = sorted({len(e) for e in epochs})
     n_train = len(battery.train_labels)
-    rows.append(Row("rows per epoch", f"{n_train}", "/".join(map(str, per_epoch)) or "0",
+    first_of = (f" (the first of {several['count']} models)" if run is not whole else
+                f" ({len(kept_out)} held out as the loop's validation split)" if (kept_out := held_out(run)) else "")
+    rows.append(Row("rows per epoch", f"{n_train}", ("/".join(map(str, per_epoch)) or "0") + first_of,
                     "=" if per_epoch == [n_train] else "!"))
     # -- the model --------------------------------------------------------------------------------
     start = list(obs.trainable)
@@ -250,6 +256,10 @@ def _infer(battery) -> EffectiveRecipe:
                     "=" if eff.dropout == obs.dropout else "+"))
     # -- evaluation and the weights -------------------------------------------------------------
     passes = eval_passes(run)
+    held = held_out(run)
+    selection = sum(any(set(f.rows) <= held for f in p) for p in passes) if held else 0
+    if held:  # passes over the loop's own held-out training rows: its model selection, shown apart
+        passes = [kept for kept in ([f for f in p if not set(f.rows) <= held] for p in passes) if kept]
     kinds = []
     for p in passes:
         splits = {r[0] if r else "unknown" for f in p for r in f.rows}
@@ -258,12 +268,10 @@ def _infer(battery) -> EffectiveRecipe:
     # A pass over the training rows beside the validation one (training accuracy) is an extra; anything else differs.
     extra = kinds and all(k in ("validation in eval mode", "train+validation in eval mode") for k in kinds)
     sanity = sanity_rows(run)
-    seen = f"{len(passes)} pass(es): " + "; ".join(dict.fromkeys(kinds)) + (f" (a sanity check of {sanity} rows before training)" if sanity else "")
+    seen = f"{len(passes)} pass(es): " + "; ".join(dict.fromkeys(kinds)) + (f" (a sanity check of {sanity} rows before training)" if sanity else "") + (
+        f"; {selection} pass(es) over its {len(held)} held-out training rows" if selection else "")
     rows.append(Row("evaluation", "validation, eval mode", seen if passes else "none",
-                    "=" if kinds and all(k == "validation in eval mode" for k in kinds) else ("+" if extra else "!")))
-    from mrpc_check.checks.observe import models_in_run
-
-    several = models_in_run(run)
+                    "=" if kinds and all(k == "validation in eval mode" for k in kinds) and not selection else ("+" if extra or selection else "!")))
     rows.append(Row("models", "1, trained once over every row", several["describe"] if several else "1", "+" if several else "="))
     eff.moved = dict(obs.moved)
     moved = {k: v for k, v in eff.moved.items() if v > MOVED}

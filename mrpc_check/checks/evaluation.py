@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from mrpc_check.checks.facts.rows import eval_passes, sanity_rows  # noqa: F401  (importable here too)
+from mrpc_check.checks.facts.rows import eval_passes, held_out, sanity_rows  # noqa: F401  (importable here too)
 from mrpc_check.checks.verdict import check, crashed, fail, ok, several_models_explain
 
 
@@ -47,6 +47,10 @@ def closed_form_metrics(predictions, references) -> dict:
 def evaluation_verdict(name: str, battery, run, rows_seen=None):
     n_eval = len(battery.eval_labels)
     passes = eval_passes(run)
+    if rows_seen is None and (held := held_out(run)):
+        # Passes over the loop's own held-out training rows (its validation split, never trained on) are its
+        # model selection, not an evaluation on the train split: `coverage` names the split.
+        passes = [kept for kept in ([f for f in p if not set(f.rows) <= held] for p in passes) if kept]
     if rows_seen is None:
         if not passes:
             return fail(name, "no evaluation forward observed", "the loop does not evaluate the model it trained",

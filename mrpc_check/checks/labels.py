@@ -112,9 +112,23 @@ def check_label_control(battery):
             return explained_by(battery, fail("label_control", f"{verdict.figure}; in this run {stopped[len('the loop '):]}",
                                               f"{stopped} (the label control trains {epochs} epochs: cut short, it cannot learn)",
                                               EARLY_FIX), "coverage")
-        # Frozen tensors can leave a tiny model unable to memorise arbitrary labels: uninformative, not a bug of learning.
+        from mrpc_check.checks.facts.rows import held_out, other_epochs
         from mrpc_check.checks.verdict import extra_explains
 
+        if held_out(base):
+            # The loop selects its model on its own held-out rows (early stopping, a best checkpoint): on permuted labels
+            # their loss only worsens, so it stops early or reloads an early epoch, and the fit cannot be read.
+            rows = [r for r in run.observation.train_rows() if r is not None]
+            per = len(set(rows))
+            ran = f"; the loop trained {len(rows) / per:.3g} of the {epochs} epochs asked" if per else ""
+            if (v := extra_explains(battery, "label_control", "coverage", verdict.figure + ran)) is not None:
+                return v
+        if other_epochs(run):  # the long run was not as long as asked: the epoch count is coverage's finding
+            from mrpc_check.checks.verdict import explained_by
+
+            return explained_by(battery, fail("label_control", f"{verdict.figure}; {other_epochs(run)}", verdict.bug, verdict.fix),
+                                "coverage")
+        # Frozen tensors can leave a tiny model unable to memorise arbitrary labels: uninformative, not a bug of learning.
         return extra_explains(battery, "label_control", "frozen", verdict.figure) or verdict
     return verdict
 

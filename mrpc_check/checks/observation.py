@@ -54,6 +54,7 @@ class Observation:
     forwards: list = field(default_factory=list)
     steps: list = field(default_factory=list)
     final_lrs: list = field(default_factory=list)  # each group's lr after training (after the last scheduler step)
+    final_lrs_each: list = field(default_factory=list)  # the same for every optimizer, in the order they first stepped
     optimizers: int = 0  # distinct optimizers that stepped
     dropout: float = 0.0  # the largest dropout rate in the model's modules when the run started
     # 1-based optimizer step -> L2 norm of the gradients already in .grad when each parameter's first
@@ -85,6 +86,7 @@ class Observation:
     # kept out of ``steps`` and the scheduler count (their forwards never reach the model's hooks).
     members: list = field(default_factory=list)
     member_optimizers: set = field(default_factory=set, repr=False, compare=False)  # id() of the members' optimizers
+    constructed: dict = field(default_factory=dict, repr=False, compare=False)  # id(optimizer) -> its schedulers' construction steps
     # Training forwards under autocast: (device type, dtype name), e.g. ("cpu", "bfloat16"), read from torch's autocast
     # state when the first training forward starts; None in full precision. logits_dtype: the training logits' dtype.
     autocast: Optional[tuple] = None

@@ -31,6 +31,7 @@ Hooks fire inside DDP and Accelerate wrappers too, since those call the wrapped 
 from __future__ import annotations
 
 import inspect
+import weakref
 from typing import Iterable, Optional
 
 import torch
@@ -179,10 +180,11 @@ class Observer:
             handle.remove()
         self._handles = []
         _WATCHERS[:] = [w for w in _WATCHERS if w is not self.observation]  # by identity: observations compare by value
-        last = list(self._optimizers.values())[-1:] if self._optimizers else []
         # After the last step the rate the next step would take: a scheduler's, or a self-scheduling optimizer's last.
-        self.observation.final_lrs = [float(g["scheduled_lr"] if self.observation.own_schedule and "scheduled_lr" in g else g["lr"])
-                                      for o in last for g in o.param_groups]
+        self.observation.final_lrs_each = [
+            [float(g["scheduled_lr"] if self.observation.own_schedule and "scheduled_lr" in g else g["lr"]) for g in o.param_groups]
+            for o in self._optimizers.values()]
+        self.observation.final_lrs = self.observation.final_lrs_each[-1] if self._optimizers else []
         self.observation.optimizers = len(self._optimizers)
         if self._left is not None:
             self.observation.moved["end"] = _relative_change(self._left, self.model.named_parameters())
@@ -317,10 +319,18 @@ class Observer:
         fresh = bool(self._probe) and all(any(torch.equal(q.detach(), start) for q in by_shape.get(tuple(start.shape), ()))
                                           for _, start in self._probe)
         members.add(id(optimizer))
+        self.observation.scheduler_calls -= self.observation.constructed.pop(id(optimizer), 0)
         self._member_index[id(optimizer)] = len(self.observation.members)
+        # Held by id only (a member's optimizer and its state are freed with it): once it is gone, its id may be
+        # another optimizer's, the next member's included, so the id is forgotten with it.
+        weakref.finalize(optimizer, self._forget_member, id(optimizer))
         self.observation.members.append({"after": len(self.observation.steps), "steps": 1, "fresh": fresh,
                                          "tensors": len(params)})
         return True
+
+    def _forget_member(self, key: int) -> None:
+        self.observation.member_optimizers.discard(key)
+        self._member_index.pop(key, None)
 
     def _record(self, optimizer) -> None:
         """The step about to update the weights: its rates, its gradients against backward's raw ones."""
@@ -384,9 +394,12 @@ def _watch_scheduler_steps(observation: Observation) -> None:
         original = lr_scheduler.LRScheduler.step
 
         def counted(scheduler, *args, **kwargs):
+            key = id(getattr(scheduler, "optimizer", None))
             for watching in _WATCHERS:  # not an ensemble member's scheduler: its steps are not the model's
-                if id(getattr(scheduler, "optimizer", None)) not in watching.member_optimizers:
+                if key not in watching.member_optimizers:
                     watching.scheduler_calls += 1
+                    if getattr(scheduler, "_step_count", None) == 0:  # the construction's step: taken back if a member's
+                        watching.constructed[key] = watching.constructed.get(key, 0) + 1
             return original(scheduler, *args, **kwargs)
 
         counted._mrpc_counted = True
@@ -465,6 +478,28 @@ def models_in_run(run) -> Optional[dict]:
     count = len(starts) + len(members)
     return {"count": count, "starts": starts, "rows": rows, "members": len(members),
             "describe": f"{count} models trained in one run: " + "; ".join(parts)}
+
+
+def first_model(run):
+    """``run`` as the first of several models trained in it saw it (k-fold's first fold: its steps, forwards, optimizer
+    and final rate), else ``run`` itself: what one model's training did, where the loop trains one after another."""
+    import copy
+
+    several = models_in_run(run)
+    if several is None or len(several["starts"]) < 2:
+        return run
+    obs, cut = run.observation, several["starts"][1] - 1  # the first model's optimizer steps
+    forwards = obs.forwards
+    end = next((i for i, f in enumerate(forwards) if f.grad_enabled and f.steps_before >= cut), len(forwards))
+    first = copy.copy(obs)
+    first.steps, first.forwards = obs.steps[:cut], forwards[:end]
+    first.groups = [g for g in obs.groups if g["optimizer"] == 0]
+    first.final_lrs = obs.final_lrs_each[0] if obs.final_lrs_each else obs.final_lrs
+    first.restarts = []
+    first.moved = {k: v for k, v in obs.moved.items() if k != "end" and k < cut}
+    view = copy.copy(run)
+    view.observation = first
+    return view
 
 
 def training_epochs(observation: Observation, epochs: int) -> list:

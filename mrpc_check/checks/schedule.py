@@ -84,9 +84,12 @@ def check_schedule(battery):
     if battery.caps.extra("schedule") == "constant":
         return _declared_constant(battery)
     extras = []
+    from mrpc_check.checks.observe import first_model
+
     for run in (battery.base_run(), battery.run("clip", clip_recipe(battery))):
         if (v := crashed("schedule", run)) is not None:
             return v
+        run = first_model(run)  # k models one after another (k-fold): each has its own schedule; the first's is judged
         verdict = schedule_verdict("schedule", run)
         if not verdict.passed and (v := several_models_explain(battery, run, "schedule", f"run {run.name!r}: {verdict.figure}")):
             return v  # each model has a schedule of its own, sized for its own rows
@@ -99,15 +102,20 @@ def check_schedule(battery):
                     continue
         if not verdict.passed:
             verdict.figure = f"run {run.name!r}: {verdict.figure}"
-            from mrpc_check.checks.facts.rows import early_stop
+            from mrpc_check.checks.facts.rows import early_stop, other_epochs
 
             stopped = early_stop(run)
+            if other_epochs(run):  # a hard-coded epoch count: coverage names it, the step count follows from it
+                return explained_by(battery, verdict, "coverage")
             if len(run.observation.steps) != fed_steps(run) or stopped:
                 # A step count off is what misaligned groups (or an early stop) do; rates off at the right count are the
                 # schedule's own.
                 verdict = explained_by(battery, verdict, "coverage" if stopped else "grouping")
             return verdict
-    steps = len(battery.base_run().observation.steps)
+    base = battery.base_run()
+    first = first_model(base)
+    steps = len(first.observation.steps)
+    of = f" (the first of {len(base.observation.restarts) + 1} models)" if first is not base else ""
     if extras:
         seen = "; ".join(f"run {name!r}: warmup {w} of {t} steps, then the closed form to 0" for name, w, t in extras)
         if declared is not None and all(w == declared for _, w, _ in extras):
@@ -124,8 +132,8 @@ def check_schedule(battery):
                     f"declared a warmup of {declared} steps (adapter.extras) but the rate starts at its peak",
                     "warm up over the declared steps, or remove 'warmup_steps' from adapter.extras")
     if not battery.declares("warmup"):
-        return ok("schedule", f"{steps} steps, every lr the closed form without warmup (warmup declared absent), final lr 0.0")
-    return ok("schedule", f"warmup as 2 steps and as ratio 0.5: {steps} steps each, every lr the closed form, final lr 0.0")
+        return ok("schedule", f"{steps} steps{of}, every lr the closed form without warmup (warmup declared absent), final lr 0.0")
+    return ok("schedule", f"warmup as 2 steps and as ratio 0.5: {steps} steps{of} each, every lr the closed form, final lr 0.0")
 
 
 def _declared_constant(battery) -> Verdict:

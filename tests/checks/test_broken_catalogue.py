@@ -1,6 +1,6 @@
 """Every broken twin is caught by the check aimed at it (default tier: that check and what it rests on),
-and the whole battery names that check as the only root cause (integration tier: the battery on all
-24 twins is 90 s of CPU)."""
+and the whole battery names that check as the only root cause (integration tier: the battery on every
+twin, a few minutes of CPU)."""
 
 import json
 

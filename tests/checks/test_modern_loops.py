@@ -347,10 +347,11 @@ def root_causes_of(verdicts):
     return root_causes(verdicts)
 
 
-def kfold_loop(*, folds=3, loader_batch=None):
+def kfold_loop(*, folds=3, loader_batch=None, sized_for_all_rows=False):
     """K-fold cross-validation as tutorials write it: a fresh model per fold (the initial weights loaded back), a new
     optimizer and schedule, training on the other folds' rows, an evaluation on the fold's held-out training rows,
-    and the folds' averaged logits on eval_dataset returned. ``loader_batch``: a batch size that is not the recipe's."""
+    and the folds' averaged logits on eval_dataset returned. ``loader_batch``: a batch size that is not the recipe's;
+    ``sized_for_all_rows``: each fold's schedule sized for the whole training set (a common k-fold slip)."""
 
     def adapter(model, train_dataset, eval_dataset, collator, recipe):
         import copy
@@ -368,7 +369,7 @@ def kfold_loop(*, folds=3, loader_batch=None):
             loader = DataLoader(Subset(train_dataset, rows), shuffle=True, batch_size=loader_batch or recipe.batch_size,
                                 collate_fn=collator)
             optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-            steps = len(loader) * recipe.epochs
+            steps = (math.ceil(n / recipe.batch_size) if sized_for_all_rows else len(loader)) * recipe.epochs
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s, steps=steps: max(0.0, 1 - s / steps))
             model.train()
             for _ in range(recipe.epochs):
@@ -415,6 +416,77 @@ def test_a_correct_k_fold_warns_once_and_declared_passes(bert):
     assert got["outside_updates"].status == "pass" and got["coverage"].status == "skip" and not got["coverage"].caused_by
     adapter.extras = {"models": 2}
     assert {v.check: v for v in run_battery(adapter, bert, checks=["outside_updates"])}["outside_updates"].status == "fail"
+
+
+def test_a_k_fold_schedule_sized_for_every_row_fails_on_the_first_fold(bert):
+    """Each fold is judged as one model: its schedule sized for all 22 rows never reaches 0 on the fold's 14-15."""
+    verdicts = run_battery(kfold_loop(sized_for_all_rows=True), bert, checks=["schedule", "outside_updates"])
+    got = {v.check: v for v in verdicts}
+    assert got["schedule"].status == "fail" and not got["schedule"].caused_by, got["schedule"].message()
+    assert "of 8 used lr" in got["schedule"].figure, got["schedule"].figure  # the first fold's 8 steps, not all 24
+    assert next(r for r in verdicts.effective.rows if r.name == "schedule").mark == "!"
+    control = {v.check: v for v in run_battery(kfold_loop(), bert, checks=["schedule"])}["schedule"]
+    assert control.status == "pass" and "the first of 3 models" in control.figure, control.message()
+
+
+def held_out_loop(*, share=0.2, evaluate_held=True):
+    """Early stopping's set-up: ``share`` of the training rows held out as the loop's own validation split, scored in
+    eval mode after every epoch (``evaluate_held=False``: the same rows dropped and never looked at again)."""
+
+    def adapter(model, train_dataset, eval_dataset, collator, recipe):
+        from torch.utils.data import Subset
+
+        torch.manual_seed(recipe.seed)
+        held = list(range(0, len(train_dataset), round(1 / share)))
+        kept = [i for i in range(len(train_dataset)) if i not in set(held)]
+        loader = DataLoader(Subset(train_dataset, kept), shuffle=True, batch_size=recipe.batch_size, collate_fn=collator)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        steps = len(loader) * recipe.epochs
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / steps))
+        for _ in range(recipe.epochs):
+            _train_epochs(model, loader, optimizer, scheduler, 1)
+            if evaluate_held:
+                _evaluate(model, Subset(train_dataset, held), collator, recipe.eval_batch_size)
+        return _evaluate(model, eval_dataset, collator, recipe.eval_batch_size)
+
+    adapter.supports = {"weight_decay"}
+    return adapter
+
+
+def test_a_held_out_validation_split_is_named_and_declarable(bert):
+    """Rows never trained on but scored every epoch are the loop's validation split: a named choice, not rows dropped,
+    and its passes are not 'evaluating on the train split'. The same rows dropped unseen stay coverage's bug."""
+    adapter = held_out_loop()
+    verdicts = run_battery(adapter, bert, checks=["coverage", "evaluation", "schedule"])
+    got = {v.check: v for v in verdicts}
+    assert got["coverage"].status == "warn" and "own validation split" in got["coverage"].bug, got["coverage"].message()
+    assert "5 of 22 training rows" in got["coverage"].figure and "'held_out': 0.23" in got["coverage"].fix
+    assert got["evaluation"].status == "pass" and got["schedule"].status == "pass", got["evaluation"].message()
+    assert "held-out training rows" in next(r for r in verdicts.effective.rows if r.name == "evaluation").observed
+    adapter.extras = {"held_out": 0.2}
+    assert {v.check: v for v in run_battery(adapter, bert, checks=["coverage"])}["coverage"].status == "pass"
+    adapter.extras = {"held_out": 0.5}
+    assert {v.check: v for v in run_battery(adapter, bert, checks=["coverage"])}["coverage"].status == "fail"
+    dropped = {v.check: v for v in run_battery(held_out_loop(evaluate_held=False), bert, checks=["coverage"])}["coverage"]
+    assert dropped.status == "fail" and "dropped" in dropped.bug, dropped.message()
+
+
+def test_a_hard_coded_epoch_count_is_named_as_such(bert):
+    """Whole epochs, each over every row, but not recipe.epochs of them: named by coverage, not as rows repeated
+    within an epoch (the schedule sized for its own 3 epochs is consistent)."""
+    def adapter(model, train_dataset, eval_dataset, collator, recipe):
+        torch.manual_seed(recipe.seed)
+        loader = DataLoader(train_dataset, shuffle=True, batch_size=recipe.batch_size, collate_fn=collator)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / (len(loader) * 3)))
+        _train_epochs(model, loader, optimizer, scheduler, 3)
+        return _evaluate(model, eval_dataset, collator, recipe.eval_batch_size)
+
+    adapter.supports = {"weight_decay"}
+    verdicts = run_battery(adapter, bert, checks=["coverage", "schedule"])
+    coverage = {v.check: v for v in verdicts}["coverage"]
+    assert coverage.status == "fail" and "trains 3 epochs where the recipe asks for 2" in coverage.bug, coverage.message()
+    assert root_causes_of(verdicts) == ["coverage"], [v.message() for v in verdicts]
 
 
 def ensemble_loop(*, members=3, handed_first=True, reseed_head=False):

@@ -101,3 +101,35 @@ def test_step_figures_read_a_sparse_gradient_as_a_dense_one():
     step = observer.observation.steps[0]
     assert step.grad_norm == pytest.approx(expected, rel=1e-6) and step.raw_norm == pytest.approx(expected, rel=1e-6)
     assert step.raw_dot == pytest.approx(expected ** 2, rel=1e-6)
+
+
+def test_members_are_other_model_objects_and_each_one_is_counted_once():
+    """An optimizer over a deep copy that backward reaches is an ensemble member: its steps and its scheduler's are
+    not the model's. A member freed before the next is built is forgotten, so the next one (which may reuse its
+    id()) is counted as a member of its own."""
+    import copy
+    import gc
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 2))
+    start = copy.deepcopy(model)
+    with Observer(model) as obs:
+        own = torch.optim.SGD(model.parameters(), lr=0.1)
+        model(torch.ones(1, 2)).sum().backward()
+        own.step()
+        for _ in range(3):
+            member = copy.deepcopy(start)
+            optimizer = torch.optim.SGD(member.parameters(), lr=0.1)
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+            for _ in range(2):
+                member(torch.ones(1, 2)).sum().backward()
+                optimizer.step()
+                scheduler.step()
+            key = id(optimizer)
+            del member, optimizer, scheduler
+            gc.collect()
+            assert key not in obs.observation.member_optimizers
+        unused = torch.optim.SGD(copy.deepcopy(start).parameters(), lr=0.1)  # over a copy nothing trains: not a member
+        unused.step()
+    # The model's step and the unused copy's (the optimizer check's bug); no member's scheduler step, construction's included.
+    assert len(obs.observation.steps) == 2 and obs.observation.scheduler_calls == 0
+    assert [(m["steps"], m["fresh"]) for m in obs.observation.members] == [(2, True)] * 3

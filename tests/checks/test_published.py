@@ -89,7 +89,8 @@ def test_the_battery_gives_the_expected_verdicts(bert, stem):
     for name, status in got.items():
         if name == "mixed_precision" and not torch.cuda.is_available():
             continue
-        assert status == expected.get(name, "pass"), f"{stem}: {name} gave {status}, expected {expected.get(name, 'pass')}\n{everything}"
+        want = expected.get(name, "pass")  # a tuple: the statuses a verdict that depends on chance may take
+        assert status in (want if isinstance(want, tuple) else (want,)), f"{stem}: {name} gave {status}, expected {want}\n{everything}"
     check_effective(stem, verdicts.effective, module.EFFECTIVE)
     # Every failure is a root cause with a fix, or names the root it follows from without one.
     for v in verdicts:

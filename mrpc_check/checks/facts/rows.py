@@ -27,6 +27,40 @@ def dropped_tail(run, n_train: int = N_TRAIN) -> bool:
     return all(len(rows) == len(set(rows)) == n_train - n_train % batch and None not in rows for rows in epochs)
 
 
+def held_out(run) -> set:
+    """Training rows the run never trained on but evaluated: a validation split carved out of the training set (early
+    stopping's, model selection's), else an empty set. Only when the rows left out are exactly the ones evaluated:
+    a loop that drops rows and scores its training accuracy is not holding out."""
+    obs = run.observation
+    fed = {r for f in obs.train_forwards() for r in f.rows if r is not None}
+    evaluated = {r for f in obs.eval_forwards() for r in f.rows if r is not None and r[0] == "train"}
+    never = {("train", i) for i in range(len(run.train_labels))} - fed
+    return never if never and evaluated == never else set()
+
+
+def whole_epochs(run) -> Optional[int]:
+    """How many whole epochs the run fed: its row stream cut by the training rows (less a held-out split), each piece
+    every such row once; None when the stream is not whole epochs (rows dropped, repeated, unknown)."""
+    fed = run.observation.train_rows()
+    distinct = set(fed)
+    if not fed or distinct != {("train", i) for i in range(len(run.train_labels))} - held_out(run) or len(fed) % len(distinct):
+        return None  # not every row it trains on, every epoch (an early stop, rows dropped or repeated, unknown rows)
+    n = len(distinct)
+    pieces = [fed[i : i + n] for i in range(0, len(fed), n)]
+    return len(pieces) if all(len(set(p)) == n for p in pieces) else None
+
+
+EPOCHS_FIX = "loop over range(recipe.epochs) and size the schedule from it"
+
+
+def other_epochs(run) -> Optional[str]:
+    """The bug when the run fed whole epochs, but not recipe.epochs of them (a hard-coded epoch count), else None."""
+    k = whole_epochs(run)
+    if k is None or k == run.recipe.epochs:
+        return None
+    return f"the loop trains {k} epochs where the recipe asks for {run.recipe.epochs}: its epoch count does not come from recipe.epochs"
+
+
 EARLY_FIX = ("stop only at an epoch boundary, on a validation metric, with a patience counter reset at every improvement; "
              "or remove the early stop (the recipe trains every row every epoch)")
 

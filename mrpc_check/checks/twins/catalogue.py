@@ -38,6 +38,7 @@ CATALOGUE = (
     Entry(TrainsOnEvaluationSplit, "label_control", "evaluation split trained on (label leak)", "evaluation split"),
     Entry(CachesEvaluationLabels, "label_control", "evaluation answers cached from the labels (no validation row trained on)",
           "validation labels reach the model"),
+    Entry(EpochsHardCoded, "coverage", "epoch count hard-coded (3, whatever recipe.epochs says)", "trains 3 epochs"),
     Entry(SeedIgnored, "seed", "seed ignored", "seed ignored"),
     Entry(EpochNotSetOnSampler, "seed", "epoch not set on the sampler", "epoch not set"),
     Entry(ResumeSkipsOptimizerSteps, "resume", "resume skipping the wrong batches", "wrong batches"),

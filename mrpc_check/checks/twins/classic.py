@@ -138,6 +138,13 @@ class CachesEvaluationLabels(PlainLoop):
         return predictions, metrics
 
 
+class EpochsHardCoded(PlainLoop):
+    """``num_epochs = 3`` written in the loop: three epochs whatever recipe.epochs says (the schedule sized for them)."""
+
+    def __call__(self, model, train_dataset, eval_dataset, collator, recipe):
+        return super().__call__(model, train_dataset, eval_dataset, collator, recipe.replace(epochs=3))
+
+
 class SeedIgnored(PlainLoop):
     """Seeds nothing from recipe.seed: runs with another seed see the same data order."""
 
