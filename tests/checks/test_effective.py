@@ -179,6 +179,9 @@ def test_an_unknown_or_unreadable_extra_is_one_line():
     loop.extras = {"max_grad_norm": "high"}
     with pytest.raises(AdapterError, match=r"extras\['max_grad_norm'\] = 'high' cannot be read"):
         capabilities(loop, "loop")
+    loop.extras = {"held_out": 1.0}  # a share of the training rows: below 1
+    with pytest.raises(AdapterError, match=r"extras\['held_out'\] = 1.0 cannot be read \(out of range\)"):
+        capabilities(loop, "loop")
     loop.extras = ["max_grad_norm"]
     with pytest.raises(AdapterError, match="give a dict"):
         capabilities(loop, "loop")
