@@ -78,6 +78,23 @@ DEFAULT_TIMEOUT = 300
 _TIMED_OUT = "did not finish within"  # in the error line of a run that ran out of time (an `error` verdict, not a failure)
 
 
+def machine_load() -> str:
+    """' (load average L on C cores: ...)' when the machine was busier than its cores, else ''.
+
+    The ranks wait on each other blocked, not spinning (measured: beside two 2-thread processes on 2 cores, the
+    2-process verify took 2.8x the wall time for 1.15x the CPU time), so a run that times out on a busy machine got
+    a small share of the cores: that share, named, tells a slow machine from a hung loop.
+    """
+    try:
+        load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    except (AttributeError, OSError):  # not on every platform
+        return ""
+    if load <= cores:
+        return ""
+    return (f" (load average {load:.1f} on {cores} cores: each rank got about {min(1.0, cores / load):.1f} of a "
+            "core; run it on an idle machine or raise the limit)")
+
+
 def process_timeout() -> float:
     """The 2-process run's limit in seconds: MRPC_PROCESS_TIMEOUT, else 300; a bad value is one line naming the fix."""
     from mrpc_check.errors import ConfigError
@@ -187,7 +204,7 @@ def _wait_ranks(pids: dict, out: Path, timeout: int) -> str | None:
                     log = out / f"rank{rank}.log"
                     failed = f"rank {rank} exited {code}: {_last_line(log.read_text(errors='replace') if log.exists() else '')}"
         if pids and (failed or time.monotonic() > deadline):
-            failed = failed or f"the {PROCESSES} ranks {_TIMED_OUT} {timeout:g} s"
+            failed = failed or f"the {PROCESSES} ranks {_TIMED_OUT} {timeout:g} s{machine_load()}"
             for pid in pids:
                 os.kill(pid, signal.SIGKILL)
             for pid in pids:
@@ -207,7 +224,7 @@ def _run_torchrun(spec: str, arch: str, out: Path, timeout: int) -> str | None:
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=os.getcwd())
     except subprocess.TimeoutExpired:
-        return f"torchrun {_TIMED_OUT} {timeout:g} s"
+        return f"torchrun {_TIMED_OUT} {timeout:g} s{machine_load()}"
     if proc.returncode != 0:
         return f"torchrun exited {proc.returncode}: {_last_line(proc.stderr or proc.stdout)}"
     return None

@@ -109,3 +109,15 @@ def test_a_bare_accelerator_on_cpu_fails_process_group_and_the_others_are_not_ju
     for name in ("schedule_2proc", "evaluation_2proc"):
         assert got[name].status == "skip" and got[name].caused_by == "process_group", got[name].message()
     assert root_causes(verdicts) == ["process_group"]
+
+
+def test_a_timeout_on_a_busy_machine_names_the_share_of_a_core_the_ranks_got(monkeypatch):
+    """Load above the cores: the line says how little of a core each rank had; on a machine not overloaded, nothing."""
+    from mrpc_check.checks import distributed
+
+    monkeypatch.setattr(distributed.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(distributed.os, "getloadavg", lambda: (6.0, 5.0, 4.0))
+    assert distributed.machine_load() == (" (load average 6.0 on 2 cores: each rank got about 0.3 of a core; run it on an "
+                                          "idle machine or raise the limit)")
+    monkeypatch.setattr(distributed.os, "getloadavg", lambda: (1.5, 1.0, 1.0))
+    assert distributed.machine_load() == ""
