@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter
 
 from mrpc_check.checks.facts.rows import (EARLY_FIX, EPOCHS_FIX, dropped_tail, early_stop, epoch_rows, held_out,  # noqa: F401
-                                          other_epochs, whole_epochs)
+                                          other_epochs)
 from mrpc_check.checks.harness import MRPC_BATCH, MRPC_TRAIN, N_TRAIN
 from mrpc_check.checks.verdict import Verdict, check, crashed, explained_by, fail, ok, several_models_explain, warn
 
@@ -35,8 +35,8 @@ def check_coverage(battery):
     if (v := _held_out_verdict(battery, run, epochs)) is not None:
         return v
     if (bug := other_epochs(run)) is not None:
-        return fail("coverage", f"{whole_epochs(run)} whole epochs fed, each every trained row once ({len(run.observation.train_rows())} "
-                    f"rows in all)", bug, EPOCHS_FIX)
+        return fail("coverage", f"whole epochs fed, each every trained row once ({len(run.observation.train_rows())} rows in all)",
+                    bug, EPOCHS_FIX)
     batch = run.recipe.batch_size
     for i, rows in enumerate(epochs):
         counts = Counter(rows)

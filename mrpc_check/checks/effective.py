@@ -139,7 +139,7 @@ def effective_recipe(battery) -> EffectiveRecipe:
 
 def _infer(battery) -> EffectiveRecipe:
     from mrpc_check.checks.facts.optimizer import exempt
-    from mrpc_check.checks.facts.rows import epoch_rows, eval_passes, expected_groups, held_out, observed_groups, sanity_rows
+    from mrpc_check.checks.facts.rows import epoch_rows, expected_groups, held_out, observed_groups, sanity_rows, scored_passes
     from mrpc_check.checks.facts.schedule import constant_after_warmup, fed_steps, fractional_warmup, infer_schedule, warmup_of
 
     from mrpc_check.checks.observe import first_model, models_in_run
@@ -152,6 +152,7 @@ def _infer(battery) -> EffectiveRecipe:
     several = models_in_run(whole)
     run = first_model(whole)  # k models one after another: what one model's training did (the first's)
     recipe, obs = run.recipe, run.observation
+    held = held_out(run)  # the loop's own validation split carved from the training rows, if it holds one
     steps = obs.steps
     rows = eff.rows
     # -- the optimizer ----------------------------------------------------------------------------
@@ -220,7 +221,7 @@ def _infer(battery) -> EffectiveRecipe:
     per_epoch = sorted({len(e) for e in epochs})
     n_train = len(battery.train_labels)
     first_of = (f" (the first of {several['count']} models)" if run is not whole else
-                f" ({len(kept_out)} held out as the loop's validation split)" if (kept_out := held_out(run)) else "")
+                f" ({len(held)} held out as the loop's validation split)" if held else "")
     rows.append(Row("rows per epoch", f"{n_train}", ("/".join(map(str, per_epoch)) or "0") + first_of,
                     "=" if per_epoch == [n_train] else "!"))
     # -- the model --------------------------------------------------------------------------------
@@ -255,11 +256,7 @@ def _infer(battery) -> EffectiveRecipe:
     rows.append(Row("dropout", f"{obs.dropout:g} (the model's)", "no training forward" if eff.dropout is None else f"{eff.dropout:g}",
                     "=" if eff.dropout == obs.dropout else "+"))
     # -- evaluation and the weights -------------------------------------------------------------
-    passes = eval_passes(run)
-    held = held_out(run)
-    selection = sum(any(set(f.rows) <= held for f in p) for p in passes) if held else 0
-    if held:  # passes over the loop's own held-out training rows: its model selection, shown apart
-        passes = [kept for kept in ([f for f in p if not set(f.rows) <= held] for p in passes) if kept]
+    passes, selection = scored_passes(run, held)  # passes over the held-out rows: the loop's model selection, shown apart
     kinds = []
     for p in passes:
         splits = {r[0] if r else "unknown" for f in p for r in f.rows}

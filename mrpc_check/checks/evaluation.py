@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from mrpc_check.checks.facts.rows import eval_passes, held_out, sanity_rows  # noqa: F401  (importable here too)
+from mrpc_check.checks.facts.rows import eval_passes, held_out, sanity_rows, scored_passes  # noqa: F401  (importable here too)
 from mrpc_check.checks.verdict import check, crashed, fail, ok, several_models_explain
 
 
@@ -46,11 +46,8 @@ def closed_form_metrics(predictions, references) -> dict:
 
 def evaluation_verdict(name: str, battery, run, rows_seen=None):
     n_eval = len(battery.eval_labels)
-    passes = eval_passes(run)
-    if rows_seen is None and (held := held_out(run)):
-        # Passes over the loop's own held-out training rows (its validation split, never trained on) are its
-        # model selection, not an evaluation on the train split: `coverage` names the split.
-        passes = [kept for kept in ([f for f in p if not set(f.rows) <= held] for p in passes) if kept]
+    # Passes over the loop's own held-out training rows (its validation split) are left out: `coverage` names the split.
+    passes = scored_passes(run, held_out(run))[0] if rows_seen is None else eval_passes(run)
     if rows_seen is None:
         if not passes:
             return fail(name, "no evaluation forward observed", "the loop does not evaluate the model it trained",

@@ -123,10 +123,10 @@ def check_label_control(battery):
             ran = f"; the loop trained {len(rows) / per:.3g} of the {epochs} epochs asked" if per else ""
             if (v := extra_explains(battery, "label_control", "coverage", verdict.figure + ran)) is not None:
                 return v
-        if other_epochs(run):  # the long run was not as long as asked: the epoch count is coverage's finding
+        if (epochs_bug := other_epochs(run)) is not None:  # the long run was not as long as asked: coverage's finding
             from mrpc_check.checks.verdict import explained_by
 
-            return explained_by(battery, fail("label_control", f"{verdict.figure}; {other_epochs(run)}", verdict.bug, verdict.fix),
+            return explained_by(battery, fail("label_control", f"{verdict.figure}; {epochs_bug}", verdict.bug, verdict.fix),
                                 "coverage")
         # Frozen tensors can leave a tiny model unable to memorise arbitrary labels: uninformative, not a bug of learning.
         return extra_explains(battery, "label_control", "frozen", verdict.figure) or verdict

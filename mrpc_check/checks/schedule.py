@@ -84,7 +84,7 @@ def check_schedule(battery):
     if battery.caps.extra("schedule") == "constant":
         return _declared_constant(battery)
     extras = []
-    from mrpc_check.checks.observe import first_model
+    from mrpc_check.checks.observe import first_model, models_in_run
 
     for run in (battery.base_run(), battery.run("clip", clip_recipe(battery))):
         if (v := crashed("schedule", run)) is not None:
@@ -115,7 +115,7 @@ def check_schedule(battery):
     base = battery.base_run()
     first = first_model(base)
     steps = len(first.observation.steps)
-    of = f" (the first of {len(base.observation.restarts) + 1} models)" if first is not base else ""
+    of = f" (the first of {models_in_run(base)['count']} models)" if first is not base else ""
     if extras:
         seen = "; ".join(f"run {name!r}: warmup {w} of {t} steps, then the closed form to 0" for name, w, t in extras)
         if declared is not None and all(w == declared for _, w, _ in extras):

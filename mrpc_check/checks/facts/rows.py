@@ -121,6 +121,16 @@ def eval_passes(run) -> list:
     return passes[1:] if _is_sanity_check(run, passes) else passes
 
 
+def scored_passes(run, held: set) -> tuple[list, int]:
+    """The evaluation passes less the forwards over ``held`` (the loop's own held-out training rows: its model
+    selection, not an evaluation on the train split), and how many passes held such forwards."""
+    passes = eval_passes(run)
+    if not held:
+        return passes, 0
+    selection = sum(any(set(f.rows) <= held for f in p) for p in passes)
+    return [kept for kept in ([f for f in p if not set(f.rows) <= held] for p in passes) if kept], selection
+
+
 def sanity_rows(run) -> int:
     """Rows of a sanity check before training (Lightning's ``num_sanity_val_steps``), 0 when there is none."""
     passes = _all_passes(run)
